@@ -1,0 +1,69 @@
+# mlcore: the two quick-start commands are `make run` and `make test`.
+# Both create the virtual environment (.venv) when missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# tests never touch the project's own MLflow store
+TEST_TMP := $(CURDIR)/.tmp/test
+
+.PHONY: help venv run test test-notebooks test-py lint sync readme check-java ui lab clean
+
+help:
+	@echo "make run    - set up, then train the credit PD model on the bundled data (MLflow run + registered model)"
+	@echo "make test   - set up, then run every notebook (nbdev_test), the sync check and pytest"
+	@echo "make ui     - open the MLflow UI on http://127.0.0.1:5000"
+	@echo "make sync   - nbdev_export + nbdev_clean after editing notebooks"
+	@echo "make readme - regenerate README.md from nbs/index.ipynb"
+	@echo "make lint   - ruff (correctness rules) over mlcore/, tests/ and notebooks"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlcore needs Python 3.11 or newer; found " + sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@if [ -d .git ]; then $(BIN)/nbdev_install_hooks >/dev/null 2>&1 || true; fi
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+check-java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "Java 17 is required for Spark but no 'java' was found."; \
+	  echo "Install it, e.g. 'sudo apt-get install openjdk-17-jre-headless' (Debian/Ubuntu) or 'brew install openjdk@17' (macOS),"; \
+	  echo "or set JAVA_HOME to an installed JDK 17."; exit 3; }
+
+run: $(STAMP) check-java
+	$(BIN)/mlcore run train -f params/credit_pd/train.yaml
+
+test: $(STAMP) check-java lint test-notebooks test-py
+
+lint: $(STAMP)
+	$(BIN)/ruff check mlcore tests nbs
+
+test-notebooks: $(STAMP)
+	@rm -rf $(TEST_TMP)/nbdev && mkdir -p $(TEST_TMP)/nbdev
+	MLFLOW_TRACKING_URI=sqlite:///$(TEST_TMP)/nbdev/mlflow.db MLCORE_ARTIFACT_ROOT=$(TEST_TMP)/nbdev/artifacts \
+	  MLCORE_RUNS_DIR=$(TEST_TMP)/nbdev/runs $(BIN)/nbdev_test --n_workers 2 --timing
+
+test-py: $(STAMP)
+	$(BIN)/pytest
+
+sync: $(STAMP)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+# README.md is generated from nbs/index.ipynb (nbdev_readme needs Quarto, which is not installable here)
+readme: $(STAMP)
+	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md
+
+ui: $(STAMP)
+	$(BIN)/mlcore ui
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser nbs
+
+clean:
+	rm -rf .tmp runs _docs _proc
