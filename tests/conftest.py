@@ -57,3 +57,13 @@ def jobs(tmp_path, monkeypatch, store):
 def cli(*args, env=None, timeout=600):
     "Run the installed `mlcore` command in the project root"
     return subprocess.run([MLCORE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    "One local[2] Spark session shared by every Spark test (starting a JVM costs seconds)"
+    from mlcore.spark import spark_session, stop_spark
+    s = spark_session(master="local[2]", conf={"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g",
+                                               "spark.default.parallelism": "2"})
+    yield s
+    stop_spark()

@@ -15,19 +15,14 @@ def test_import_mlcore_starts_no_jvm_and_imports_no_heavy_libraries():
 
 
 @pytest.mark.spark
-def test_spark_session_local_loopback_and_worker_python():
-    from mlcore.spark import spark_session, stop_spark
-    spark = spark_session(master="local[2]", conf={"spark.sql.shuffle.partitions": "2"})
-    try:
-        assert spark.conf.get("spark.driver.host") == "127.0.0.1"
-        assert spark.sparkContext.master == "local[2]"
-        assert os.environ["PYSPARK_PYTHON"] == sys.executable
-        # a Python UDF runs in a worker: it must be this interpreter
-        exe = spark.sparkContext.parallelize([0], 1).map(lambda _: __import__("sys").executable).collect()
-        assert exe == [sys.executable]
-        assert spark.range(100).selectExpr("sum(id) s").first().s == 4950
-    finally:
-        stop_spark()
+def test_spark_session_local_loopback_and_worker_python(spark):
+    assert spark.conf.get("spark.driver.host") == "127.0.0.1"
+    assert spark.sparkContext.master == "local[2]"
+    assert os.environ["PYSPARK_PYTHON"] == sys.executable
+    # a Python function runs in a worker process: it must be this interpreter
+    exe = spark.sparkContext.parallelize([0], 1).map(lambda _: __import__("sys").executable).collect()
+    assert exe == [sys.executable]
+    assert spark.range(100).selectExpr("sum(id) s").first().s == 4950
 
 
 def test_java_missing_is_reported_plainly(monkeypatch, tmp_path):
