@@ -41,7 +41,7 @@ def _ui_command(port:int=5000)->list:
     from mlcore.tracking import tracking_uri
     s = load_settings()
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(s),
-            "--default-artifact-root", str(s.path(s.tracking.artifact_root)), "--host", "127.0.0.1", "--port", str(port)]
+            "--default-artifact-root", str(s.path(s.tracking.artifact_root)), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
 
 def _cmd_run(a)->int:
     from mlcore.runner import run_job
@@ -80,7 +80,8 @@ def main(argv:list|None=None)->int:
     except ConfigError as e:
         print(f"mlcore: error: {e}", file=sys.stderr); return EXIT_USAGE
     except KeyboardInterrupt:
-        print("mlcore: interrupted; the run was marked KILLED", file=sys.stderr); return EXIT_KILLED
+        print("mlcore: interrupted" + ("; the run was marked KILLED" if a.cmd == "run" else ""), file=sys.stderr)
+        return EXIT_KILLED
     except Exception as e:
         from mlcore.spark import JavaMissing
         if isinstance(e, JavaMissing): print(f"mlcore: error: {e}", file=sys.stderr); return EXIT_ENV
