@@ -11,12 +11,14 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
 
 # %% ../nbs/44_calibration.ipynb #4f8036e0
 def out_of_fold_logit(model, X:pd.DataFrame, y, cv:int=3, seed:int=42)->np.ndarray:
     "Logit of the PD of every row from a model fitted without that row's fold"
     folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
-    return cross_val_predict(clone(model), X, y, cv=folds, method="decision_function")
+    with threadpool_limits(1, user_api="openmp"):  # gradient boosting on small folds: threads only cost
+        return cross_val_predict(clone(model), X, y, cv=folds, method="decision_function")
 
 def fit_calibration(y, logit)->dict:
     "Logistic recalibration `logit' = intercept + slope·logit`, unpenalised"

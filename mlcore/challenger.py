@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
 from sklearn.utils import ClassifierTags
+from threadpoolctl import threadpool_limits
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .binning import WoEBinner
@@ -29,10 +30,10 @@ SEARCH_SPACE = {"learning_rate": [0.03, 0.05, 0.1, 0.2], "max_leaf_nodes": [4, 8
 class ChallengerModel(ClassifierMixin, BaseEstimator):
     "WoE binning + monotone HistGradientBoosting tuned by randomised search"
     def __init__(self, monotonic_trend="auto", min_bin_size=0.05, max_prebins=20, special_values=(), categorical=None,
-                 min_iv=0.02, protected=(), n_iter=10, cv=3, seed=42, monotone=True):
+                 min_iv=0.02, protected=(), n_iter=10, cv=3, seed=42, monotone=True, n_threads=1):
         self.monotonic_trend, self.min_bin_size, self.max_prebins = monotonic_trend, min_bin_size, max_prebins
         self.special_values, self.categorical, self.min_iv, self.protected = special_values, categorical, min_iv, protected
-        self.n_iter, self.cv, self.seed, self.monotone = n_iter, cv, seed, monotone
+        self.n_iter, self.cv, self.seed, self.monotone, self.n_threads = n_iter, cv, seed, monotone, n_threads
 
     def fit(self, X, y):
         "Bin, then search the gradient boosting settings"
@@ -53,7 +54,8 @@ class ChallengerModel(ClassifierMixin, BaseEstimator):
         folds = StratifiedKFold(min(self.cv, int(np.bincount(pd.factorize(y)[0]).min())), shuffle=True, random_state=self.seed)
         search = RandomizedSearchCV(HistGradientBoostingClassifier(monotonic_cst=cst, early_stopping=False, random_state=self.seed),
                                     SEARCH_SPACE, n_iter=self.n_iter, cv=folds, scoring="roc_auc", random_state=self.seed,
-                                    n_jobs=1, error_score="raise").fit(W, y)
+                                    n_jobs=1, error_score="raise")
+        with threadpool_limits(self.n_threads, user_api="openmp"): search.fit(W, y)
         self.model_, self.best_params_ = search.best_estimator_, search.best_params_
         self.search_results_ = pd.DataFrame(search.cv_results_)[["params", "mean_test_score", "std_test_score", "rank_test_score"]]
         self.n_iter_ = self.model_.n_iter_
@@ -71,12 +73,12 @@ class ChallengerModel(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         "Probabilities of non-default and default"
         check_is_fitted(self, "model_")
-        return self.model_.predict_proba(self._woe(X))
+        with threadpool_limits(self.n_threads, user_api="openmp"): return self.model_.predict_proba(self._woe(X))
 
     def decision_function(self, X):
         "Logit of the PD"
         check_is_fitted(self, "model_")
-        return self.model_.decision_function(self._woe(X))
+        with threadpool_limits(self.n_threads, user_api="openmp"): return self.model_.decision_function(self._woe(X))
 
     def predict(self, X):
         "Label of the more likely class"
