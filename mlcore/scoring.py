@@ -51,6 +51,14 @@ class CreditModel:
         return cls(state, None if kind == "scorecard" else model.model_)
 
 # %% ../nbs/46_scoring.ipynb #aa3be0d5
+def _one_thread(f):
+    "Run `f` with one OpenMP thread (gradient boosting on batches: threads cost more than they bring, see ChallengerModel)"
+    import functools
+    @functools.wraps(f)
+    def g(*a, **k):
+        with threadpool_limits(1, user_api="openmp"): return f(*a, **k)
+    return g
+
 def _woe_matrix(self, df:pd.DataFrame)->np.ndarray:
     "WoE of every model characteristic (columns in model order)"
     if missing := [c for c in self.state["characteristics"] if c not in df.columns]:
@@ -64,8 +72,7 @@ def _logit_woe(self, W:np.ndarray)->np.ndarray:
         for j, c in enumerate(self.state["characteristics"]): z = z + sc["coef"][c]*W[:, j]
         return z
     cal = self.state["calibration"]
-    with threadpool_limits(1, user_api="openmp"):  # see ChallengerModel.n_threads
-        return cal["intercept"] + cal["slope"]*self.challenger.decision_function(W)
+    return cal["intercept"] + cal["slope"]*self.challenger.decision_function(W)
 
 def _points_of_logit(self, z):
     factor, offset = scaling(**self.state["scale"])
@@ -85,10 +92,12 @@ def _points_lost(self, df:pd.DataFrame, W:np.ndarray)->np.ndarray:
                                 for s in self.state["binning"]])
     return counterfactual_lost(lambda w: self._points_of_logit(self._logit_woe(w)), W, self.state["binning"])
 
+@_one_thread
 def _reasons(self, df:pd.DataFrame)->np.ndarray:
     "Characteristic of each of the top-k reasons per row (None where fewer)"
     return top_reasons(self._points_lost(df, self._woe_matrix(df)), self.state["characteristics"], self.state["reasons"]["k"])
 
+@_one_thread
 def _score(self, df:pd.DataFrame)->pd.DataFrame:
     "PD, score, grade and reason texts of every row"
     W = self._woe_matrix(df)
@@ -101,6 +110,7 @@ def _score(self, df:pd.DataFrame)->pd.DataFrame:
     for i in range(r.shape[1]): out[f"reason_{i+1}"] = r[:, i]
     return out
 
+@_one_thread
 def _predict_pd(self, df:pd.DataFrame)->np.ndarray:
     "PD of every row (no grades or reasons)"
     return 1/(1 + np.exp(-self._logit_woe(self._woe_matrix(df))))
