@@ -128,7 +128,7 @@ def bin_index(x:pd.Series, spec:dict)->np.ndarray:
     lookup = {c: i for i, g in enumerate(spec["categories"]) for c in g}
     k = len(spec["categories"])
     miss = x.isna().to_numpy()
-    idx = x.astype(object).map(lambda c: lookup.get(str(c), k)).to_numpy(dtype=np.int64)
+    idx = x.astype(str).map(lookup).fillna(k).to_numpy(dtype=np.int64)  # vectorised: categories are matched as text
     return np.where(miss, k+1, idx)
 
 # %% ../nbs/40_binning.ipynb #3e417e1c
