@@ -67,3 +67,9 @@ lab: $(STAMP)
 
 clean:
 	rm -rf .tmp runs _docs _proc
+
+# --- model ---
+.PHONY: bench-model
+# training on 1M rows x 20 characteristics (ours vs optbinning) and scoring with reasons on pandas and Spark local[2]
+bench-model: $(STAMP) check-java
+	$(PY) bench/bench_scorecard.py --rows 1000000

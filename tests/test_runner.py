@@ -132,7 +132,18 @@ def test_train_job_end_to_end(store):
     assert model.metadata.signature is not None
     from mlcore.datasets import load_german_credit
     X = load_german_credit().drop(columns=["default", "personal_status_and_sex", "age_in_years", "foreign_worker"]).head(3)
-    pd_ = model.predict(X)
-    assert pd_.shape == (3, 2) and ((pd_ >= 0) & (pd_ <= 1)).all().all()
+    out = model.predict(X)
+    k = 4  # reason_k in params/credit_pd/train.yaml
+    assert list(out.columns) == ["pd", "score", "grade"] + [f"reason_{i}" for i in range(1, k + 1)]
+    assert out["pd"].between(0, 1).all() and out["grade"].isin(list("ABCDEFG")).all()
+    assert v.tags["mlcore.model_type"] in ("scorecard", "challenger")
     arts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "notebook")}
     assert "notebook/train.ipynb" in arts
+    c = MlflowClient()
+    for path in ["monitoring/reference.json", "model/binning.json", "model/master_scale.json", "comparison.csv",
+                 "scorecard/points_table.csv", "binning/binning_table.csv", "binning/iv_selection.csv", "grades.csv"]:
+        assert c.download_artifacts(run.info.run_id, path), path
+    ref = json.loads(Path(c.download_artifacts(run.info.run_id, "monitoring/reference.json")).read_text())
+    assert "score" in ref and not set(ref) & {"personal_status_and_sex", "age_in_years", "foreign_worker"}
+    m = run.data.metrics
+    assert {"scorecard_test_gini", "challenger_test_gini", "scorecard_test_ks", "challenger_test_brier"} <= set(m)
