@@ -60,7 +60,7 @@ def wait_for_running(timeout=90):
     t0 = time.time()
     while time.time() - t0 < timeout:
         runs = [r for r in all_runs() if r.info.status == "RUNNING"]
-        if runs:
+        if runs and "mlcore.run_dir" in runs[0].data.tags:  # the runner tags the run just after creating it
             d = Path(runs[0].data.tags["mlcore.run_dir"])
             nb = d / "sleeper.running.ipynb"
             if nb.exists() and "sleeping" in nb.read_text(): return runs[0]
