@@ -67,3 +67,11 @@ lab: $(STAMP)
 
 clean:
 	rm -rf .tmp runs _docs _proc
+
+# --- deploy ---
+.PHONY: bench-serving serve
+serve: $(STAMP)
+	$(BIN)/mlcore serve --model credit_pd@champion
+
+bench-serving: $(STAMP)
+	$(PY) bench/bench_serving.py 2000
