@@ -190,7 +190,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
         return err or {"request_id": rid, "model": info, "decisions": out}
     return app
 
-# %% ../nbs/72_serving.ipynb #15e93433
+# %% ../nbs/72_serving.ipynb #4fcadf10
 def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
                       log_path:str|Path|None=None,   # decision log (default: runs/decisions/NAME.jsonl)
                       max_batch:int=100):
@@ -200,8 +200,8 @@ def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
     from mlcore.config import load_settings
     from mlcore.tracking import configure_tracking
     s = load_settings(); configure_tracking(s)
-    mv = resolve_model(ref)
-    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    from mlcore.integrity import load_verified_model
+    model, mv = load_verified_model(ref)
     try:
         p = MlflowClient().download_artifacts(mv.run_id, "model/input_contract.json")
         contract = json.loads(Path(p).read_text())

@@ -63,6 +63,9 @@ def champion(tmp_path_factory):
         res = run_job("train", ROOT / "params" / "credit_pd" / "train.yaml")
         assert res.status == "FINISHED", res.error
         (v,) = MlflowClient().search_model_versions(f"run_id = '{res.run_id}'")
+        if "mlcore.artifact_sha256" not in (v.tags or {}):
+            from mlcore.integrity import seal_model_version
+            seal_model_version(v.name, v.version)
         MlflowClient().set_registered_model_alias(v.name, "champion", v.version)
         yield v, {**os.environ, **env}
 
@@ -174,3 +177,25 @@ def test_same_scores_on_standalone_cluster_as_local(tmp_path):
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res == {"rows": 4000, "same": True, "local_on_executor": False, "cluster_on_executor": True,
                    "workers": ["ALIVE", "ALIVE"]}
+
+
+@pytest.mark.slow
+def test_tampered_or_unsealed_model_is_refused(champion):
+    "Integrity runs last in this module: it tampers with the champion's files"
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from mlcore.integrity import ModelIntegrityError, load_verified_model
+    from mlcore.serving import app_from_registry
+    champion, _ = champion
+    c = MlflowClient()
+    model, mv = load_verified_model("credit_pd@champion")
+    assert str(mv.version) == str(champion.version)
+    # a version registered without a seal is refused
+    c.create_model_version("credit_pd", c.get_model_version_download_uri("credit_pd", champion.version), champion.run_id)
+    with pytest.raises(ModelIntegrityError, match="never sealed"): load_verified_model("credit_pd/2")
+    # change one byte of the stored model files: refused by the loader and by the service
+    store = Path(c.get_model_version_download_uri("credit_pd", champion.version).replace("file://", ""))
+    pkl = next(p for p in store.rglob("*") if p.is_file() and p.suffix in (".pkl", ".skops", ".json") and "model" in p.name)
+    pkl.write_bytes(pkl.read_bytes() + b"\0")
+    with pytest.raises(ModelIntegrityError, match="does not match"): load_verified_model("credit_pd@champion")
+    with pytest.raises(ModelIntegrityError): app_from_registry("credit_pd@champion")
