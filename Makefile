@@ -73,3 +73,11 @@ clean:
 # training on 1M rows x 20 characteristics (ours vs optbinning) and scoring with reasons on pandas and Spark local[2]
 bench-model: $(STAMP) check-java
 	$(PY) bench/bench_scorecard.py --rows 1000000
+
+# --- deploy ---
+.PHONY: bench-serving serve
+serve: $(STAMP)
+	$(BIN)/mlcore serve --model credit_pd@champion
+
+bench-serving: $(STAMP)
+	$(PY) bench/bench_serving.py 2000

@@ -1,0 +1,201 @@
+"""Deployment: container and manifests lint, the REST service on a registered model, a real Spark standalone cluster."""
+import json, os, shutil, subprocess, sys, time, urllib.request
+from pathlib import Path
+import pytest
+import yaml
+from conftest import ROOT, MLCORE
+
+BIN = Path(sys.executable).parent
+
+
+def test_dockerfile_passes_hadolint_and_is_non_root_with_java():
+    r = subprocess.run([str(BIN / "hadolint"), "deploy/Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "openjdk-17-jre-headless" in text and "\nUSER 10001" in text and 'ENTRYPOINT ["mlcore"]' in text
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\nCMD mlcore serve\n")
+    r = subprocess.run([str(BIN / "hadolint"), str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0 and "DL3007" in r.stdout
+
+
+def test_kubernetes_manifests_validate_and_have_limits_and_probes():
+    files = sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
+    r = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", *map(str, files)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text())]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds.count("CronJob") == 3 and "Deployment" in kinds and "Service" in kinds
+    for d in docs:
+        if d["kind"] in ("CronJob", "Deployment"):
+            pod = d["spec"]["jobTemplate"]["spec"]["template"]["spec"] if d["kind"] == "CronJob" else d["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            for c in pod["containers"]:
+                assert c["resources"]["limits"]["memory"] and c["resources"]["limits"]["cpu"]
+                if d["kind"] == "Deployment":
+                    assert c["livenessProbe"]["httpGet"]["path"] == "/health" and c["readinessProbe"]["httpGet"]["path"] == "/ready"
+
+
+def test_kubernetes_validate_catches_a_bad_manifest(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: two\n"
+                   "  selector: {matchLabels: {a: b}}\n  template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}\n")
+    r = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0 and "replicas" in r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    "Train the credit PD model on the bundled data once for this module, and make it champion"
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from mlcore.runner import run_job
+    d = tmp_path_factory.mktemp("serving")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{d}/mlflow.db", "MLCORE_ARTIFACT_ROOT": str(d / "artifacts"),
+           "MLCORE_RUNS_DIR": str(d / "runs")}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items(): mp.setenv(k, v)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"]); mlflow.set_registry_uri(env["MLFLOW_TRACKING_URI"])
+        res = run_job("train", ROOT / "params" / "credit_pd" / "train.yaml")
+        assert res.status == "FINISHED", res.error
+        (v,) = MlflowClient().search_model_versions(f"run_id = '{res.run_id}'")
+        if "mlcore.artifact_sha256" not in (v.tags or {}):
+            from mlcore.integrity import seal_model_version
+            seal_model_version(v.name, v.version)
+        MlflowClient().set_registered_model_alias(v.name, "champion", v.version)
+        yield v, {**os.environ, **env}
+
+
+def applicant():
+    from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
+    row = load_german_credit().drop(columns=[TARGET, *PROTECTED_ATTRIBUTES]).iloc[0]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+@pytest.mark.slow
+def test_service_scores_champion_and_refuses_bad_input(champion, tmp_path):
+    champion, _ = champion
+    from fastapi.testclient import TestClient
+    from mlcore.serving import app_from_registry
+    log = tmp_path / "decisions.jsonl"
+    client = TestClient(app_from_registry("credit_pd@champion", log))
+    assert client.get("/ready").json()["model"]["version"] == str(champion.version)
+    a = applicant()
+    r = client.post("/score", json=a)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert 0 < body["decision"]["pd"] < 1 and body["model"]["name"] == "credit_pd" and body["model"]["version"] == str(champion.version)
+    cases = {"missing": ({k: v for k, v in a.items() if k != "duration_in_month"}, "duration_in_month"),
+             "wrong type": ({**a, "credit_amount": "lots"}, "credit_amount"),
+             "unknown field": ({**a, "age_in_years": 40}, "age_in_years"),
+             "bool for int": ({**a, "duration_in_month": True}, "duration_in_month")}
+    for name, (payload, field) in cases.items():
+        r = client.post("/score", json=payload)
+        assert r.status_code == 422, name
+        assert field in [e["field"] for e in r.json()["errors"]], (name, r.json())
+    assert client.post("/score", content=b"[1, 2").status_code == 400
+    assert client.post("/score", json=[a]).status_code == 422
+    r = client.post("/score/batch", json={"applicants": [a, a, a]})
+    assert r.status_code == 200 and len(r.json()["decisions"]) == 3
+    assert client.post("/score/batch", json={"applicants": [a] * 101}).status_code == 413
+    lines = [json.loads(l) for l in log.read_text().splitlines()]
+    assert len(lines) == 4 and all(l["version"] == str(champion.version) for l in lines)
+    assert str(a["credit_amount"]) not in log.read_text() and a["purpose"] not in log.read_text()
+    schema = client.get("/openapi.json").json()
+    assert "/score" in schema["paths"] and "/score/batch" in schema["paths"]
+
+
+@pytest.mark.slow
+def test_mlcore_serve_on_loopback(champion, tmp_path):
+    champion, store = champion
+    from mlcore.cluster import free_port
+    port = free_port()
+    p = subprocess.Popen([MLCORE, "serve", "--port", str(port), "--decision-log", str(tmp_path / "d.jsonl")], cwd=ROOT,
+                         env=store, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+                    if r.status == 200: break
+            except OSError: time.sleep(0.5)
+        else: pytest.fail("service never became ready")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=json.dumps(applicant()).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r: assert 0 < json.load(r)["decision"]["pd"] < 1
+        import psutil
+        listening = {c.laddr.ip for c in psutil.Process(p.pid).net_connections() if c.status == "LISTEN"}
+        assert listening == {"127.0.0.1"}
+    finally:
+        p.terminate(); p.wait(timeout=30)
+
+
+CLUSTER_SCRIPT = r'''
+import json, sys
+import numpy as np, pandas as pd
+from mlcore.cluster import StandaloneCluster
+from mlcore.spark import spark_session, stop_spark
+from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
+from mlcore.baseline import feature_columns, baseline_pipeline
+df = load_german_credit()
+cols = feature_columns(df, TARGET, PROTECTED_ATTRIBUTES)
+num = [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
+model = baseline_pipeline(num, [c for c in cols if c not in num]).fit(df[cols], df[TARGET])
+big = pd.concat([df] * 4, ignore_index=True).reset_index().rename(columns={"index": "row_id"})
+def run(master):
+    spark = spark_session(master=master, conf={"spark.executor.memory": "512m", "spark.cores.max": "2",
+                                               "spark.sql.shuffle.partitions": "4"})
+    sdf = spark.createDataFrame(big).repartition(8)
+    def score(it):
+        import os, psutil
+        on_executor = any(a.name().startswith("java") and "org.apache.spark.executor.CoarseGrainedExecutorBackend" in a.cmdline()
+                          for a in psutil.Process(os.getpid()).parents())
+        for part in it:
+            yield pd.DataFrame({"row_id": part.row_id, "pd": model.predict_proba(part[cols])[:, 1], "on_executor": on_executor})
+    out = sdf.mapInPandas(score, "row_id long, pd double, on_executor boolean").toPandas().sort_values("row_id")
+    stop_spark()
+    return out
+local = run("local[2]")
+with StandaloneCluster(workers=2, cores=1, memory="1g") as c:
+    remote = run(c.url)
+    workers = [w["state"] for w in c.status()["workers"]]
+print(json.dumps({"rows": len(remote), "same": bool(np.array_equal(local.pd.to_numpy(), remote.pd.to_numpy())),
+                  "local_on_executor": bool(local.on_executor.any()), "cluster_on_executor": bool(remote.on_executor.all()),
+                  "workers": workers}))
+'''
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_same_scores_on_standalone_cluster_as_local(tmp_path):
+    "A real master and two workers on loopback; executors on the workers do the work; output identical to local"
+    r = subprocess.run([sys.executable, "-c", CLUSTER_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res == {"rows": 4000, "same": True, "local_on_executor": False, "cluster_on_executor": True,
+                   "workers": ["ALIVE", "ALIVE"]}
+
+
+@pytest.mark.slow
+def test_tampered_or_unsealed_model_is_refused(champion):
+    "Integrity runs last in this module: it tampers with the champion's files"
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from mlcore.integrity import ModelIntegrityError, load_verified_model
+    from mlcore.serving import app_from_registry
+    champion, _ = champion
+    c = MlflowClient()
+    model, mv = load_verified_model("credit_pd@champion")
+    assert str(mv.version) == str(champion.version)
+    # a version registered without a seal is refused
+    c.create_model_version("credit_pd", c.get_model_version_download_uri("credit_pd", champion.version), champion.run_id)
+    with pytest.raises(ModelIntegrityError, match="never sealed"): load_verified_model("credit_pd/2")
+    # change one byte of the stored model files: refused by the loader and by the service
+    store = Path(c.get_model_version_download_uri("credit_pd", champion.version).replace("file://", ""))
+    pkl = next(p for p in store.rglob("*") if p.is_file() and p.suffix in (".pkl", ".skops", ".json") and "model" in p.name)
+    pkl.write_bytes(pkl.read_bytes() + b"\0")
+    with pytest.raises(ModelIntegrityError, match="does not match"): load_verified_model("credit_pd@champion")
+    with pytest.raises(ModelIntegrityError): app_from_registry("credit_pd@champion")
