@@ -192,7 +192,7 @@ def reject(model:str, version, by:str, comment:str, log:AuditLog|None=None, clie
     log.append("rejected", model, str(mv.version), by, comment, {"validation_run_id": mv.tags.get("mlcore.validation.run_id", "")})
     return {"model": model, "version": str(mv.version)}
 
-# %% ../nbs/52_governance.ipynb #6afbb317
+# %% ../nbs/52_governance.ipynb #7a69e646
 def pd_and_grades(pred, scale:dict|None)->tuple:
     "PD and grades from a pyfunc prediction (scorecard frame or predict_proba array)"
     from mlcore.validation import assign_grades
@@ -213,7 +213,7 @@ def _artifact(run_id:str, path:str):
     try: return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
     except Exception: return None
 
-# %% ../nbs/52_governance.ipynb #df6e3a07
+# %% ../nbs/52_governance.ipynb #7715d7b4
 def validate_version(model:str, version="latest", # version number, alias or 'latest'
                      config:dict|None=None,       # battery settings (validate.yaml `battery`)
                      rules:dict|None=None,        # threshold rules (validate.yaml `thresholds`)
@@ -276,7 +276,8 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
                 "split": {"function": "mlcore.baseline.stratified_split", "test_size": test_size, "seed": seed},
                 "battery": config, "thresholds": rules, "master_scale": scale,
                 "thresholds_file": params_file, "thresholds_sha256": file_sha256(load_settings().path(params_file)) if params_file else None,
-                "rerun": f"mlcore run validate -f {params_file or 'params/<use case>/validate.yaml'} -p version={str(mv.version)}"}
+                "rerun": f"mlcore run validate -p registered_model_name={model} -p version={str(mv.version)}"
+                         + (f" -p thresholds_file={params_file}" if params_file else "")}
     page = validation_report(res, gates, lineage, manifest)
     summary = {"model": model, "version": str(mv.version), "passed": gates["passed"], "overall": gates["overall"],
                "blocking_failures": gates["blocking_failures"], "values": res["values"],

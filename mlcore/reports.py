@@ -105,7 +105,8 @@ def validation_report(result:dict,  # from `run_battery`
     if "segments" in t: p += ["<h3>Per segment</h3>", table_html(t["segments"])]
     hl = t.get("hosmer_lemeshow", {})
     p += ["<h2 id='calibration'>Calibration</h2>", _findings(f, "calibration"), table_html(t["calibration"]), calibration_plot(t["calibration"]),
-          f"<p>Hosmer-Lemeshow: {e(json.dumps(hl, default=float))}. Brier score: {v['brier']:.4f}.</p>"]
+          (f"<p>Hosmer-Lemeshow: statistic {hl['statistic']:.3f} on {hl['df']} degrees of freedom, p-value {hl['p_value']:.4f}. " if "statistic" in hl
+           else f"<p>Hosmer-Lemeshow: {e(hl.get('note', 'not computed'))}. ") + f"Brier score: {v['brier']:.4f}.</p>"]
     st = t["stability"]
     p += ["<h2 id='stability'>Stability and representativeness</h2>", _findings(f, "stability"), table_html(st),
           bar_plot(st.column, st.psi, "PSI of the score and CSI per characteristic", "PSI"),
@@ -115,7 +116,10 @@ def validation_report(result:dict,  # from `run_battery`
     p += ["<h2 id='soundness'>Conceptual soundness</h2>", _findings(f, "soundness"), table_html(t["soundness"]),
           "<h3>Correlated characteristics</h3>", table_html(t["correlations"].head(15))]
     gaps = t["fairness_gaps"]
-    p += ["<h2 id='fairness'>Fairness</h2>", _findings(f, "fairness"), table_html(gaps), table_html(t["fairness_groups"])]
+    p += ["<h2 id='fairness'>Fairness</h2>", _findings(f, "fairness"),
+          "<p>Protected attributes are never model inputs. Gaps: the largest difference of a rate between two groups of an attribute, "
+          "with a Wald 95% interval; groups too small for a gap (see the battery's <code>min_group</code>) are listed but not compared.</p>",
+          table_html(gaps), table_html(t["fairness_groups"])]
     if len(gaps): p.append(bar_plot(gaps.attribute + " / " + gaps.rate, gaps.gap, "Largest gap between groups", "gap"))
     p += ["<h2 id='lineage'>Data lineage</h2>", _findings(f, "lineage"),
           table_html(pd.DataFrame([{"item": k, "value": json.dumps(x, default=str) if isinstance(x, (dict, list)) else str(x)} for k, x in lineage.items()])),
