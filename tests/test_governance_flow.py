@@ -14,24 +14,31 @@ pytestmark = pytest.mark.slow
 def flow(tmp_path_factory):
     "One store: version 1 trained by alice and validated (passed) by carol; version 2 failed; version 3 unvalidated"
     d = tmp_path_factory.mktemp("governance")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{d}/mlflow.db", "MLCORE_ARTIFACT_ROOT": str(d / "artifacts"),
+    uri = f"sqlite:///{d}/mlflow.db"
+    # the registry URI is set too: mlflow writes earlier tests' URIs back into os.environ
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri, "MLCORE_ARTIFACT_ROOT": str(d / "artifacts"),
            "MLCORE_RUNS_DIR": str(d / "runs"), "MLCORE_AUDIT_LOG": str(d / "audit" / "lifecycle.jsonl")}
     env.pop("MLFLOW_RUN_ID", None)
+    mp = pytest.MonkeyPatch()
+    for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLCORE_ARTIFACT_ROOT", "MLCORE_RUNS_DIR", "MLCORE_AUDIT_LOG"): mp.setenv(k, env[k])
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
     r = cli("run", "train", "-f", "params/credit_pd/train.yaml", env={**env, "MLCORE_USER": "alice"})
     assert r.returncode == 0, r.stdout + r.stderr
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"]); mlflow.set_registry_uri(env["MLFLOW_TRACKING_URI"])
+    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
     c = MlflowClient()
     v1 = c.get_model_version("credit_pd", "1")
     for _ in range(2):  # two more versions of the same model, registered as training would (cheaper than training twice)
         mv = c.create_model_version("credit_pd", v1.source, run_id=v1.run_id)
         for k in ("mlcore.trained_by", "mlcore.run_id"): c.set_model_version_tag("credit_pd", str(mv.version), k, v1.tags[k])
     passed = cli("run", "validate", "-f", "params/credit_pd/validate.yaml", "-p", "version=1", env={**env, "MLCORE_USER": "carol"})
-    return {"env": env, "dir": d, "passed": passed}
+    yield {"env": env, "dir": d, "passed": passed}
+    mp.undo()
 
 
 @pytest.fixture(autouse=True)
 def _uri(flow, monkeypatch):
-    for k in ("MLFLOW_TRACKING_URI", "MLCORE_ARTIFACT_ROOT", "MLCORE_RUNS_DIR", "MLCORE_AUDIT_LOG"): monkeypatch.setenv(k, flow["env"][k])
+    for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLCORE_ARTIFACT_ROOT", "MLCORE_RUNS_DIR", "MLCORE_AUDIT_LOG"):
+        monkeypatch.setenv(k, flow["env"][k])
     mlflow.set_tracking_uri(flow["env"]["MLFLOW_TRACKING_URI"]); mlflow.set_registry_uri(flow["env"]["MLFLOW_TRACKING_URI"])
 
 
