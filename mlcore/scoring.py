@@ -200,7 +200,8 @@ def log_credit_model(cm:CreditModel,
     info = mlflow.pyfunc.log_model(name=name, python_model=CreditPDModel(cm), signature=sig, input_example=X_example.head(5),
                                    registered_model_name=registered_model_name, pip_requirements=_requirements())
     if not state_artifacts: return info
-    mlflow.log_dict({k: cm.state[k] for k in ("model_type", "characteristics", "binning")}, "model/binning.json")
+    mlflow.log_dict({**{k: cm.state[k] for k in ("model_type", "characteristics", "binning")},
+                     "coefficients": (cm.state.get("scorecard") or {}).get("coef", {})}, "model/binning.json")
     mlflow.log_dict({**cm.state["master_scale"], "calibration": cm.state["calibration"], "scale": cm.state["scale"]},
                     "model/master_scale.json")
     if (t := cm.points_table()) is not None: mlflow.log_text(t.to_csv(index=False), "model/points_table.csv")

@@ -183,12 +183,23 @@ def _monotone(w)->bool:
     d = np.diff(np.asarray(w, dtype=float))
     return bool((d >= 0).all() or (d <= 0).all())
 
+def _characteristics(binning:dict)->dict:
+    "name -> spec from model/binning.json, in mlcore's own layout (a list of fitted specs) or a plain mapping"
+    if isinstance(binning.get("binning"), list):
+        coef = binning.get("coefficients") or {}
+        return {s["name"]: {"kind": s.get("kind"), "monotonic": s.get("kind") == "numeric" and s.get("trend") not in (None, "none"),
+                            "iv": s.get("iv"), "coefficient": coef.get(s["name"]),
+                            "bins": [{"label": b["bin"], "woe": b["woe"], "events": b["defaults"], "non_events": b["count"] - b["defaults"]}
+                                     for b in s["bins"] if b["count"] > 0]}
+                for s in binning["binning"]}
+    return binning.get("characteristics", binning)
+
 def soundness(binning:dict|None # parsed model/binning.json, or None
              )->pd.DataFrame:
     "Per characteristic: WoE monotonicity (where required), IV and coefficient sign"
     cols = ["characteristic", "bins", "monotone_required", "monotone", "iv", "coefficient", "sign_ok", "status"]
     if not binning: return pd.DataFrame([{"characteristic": "(all)", "status": "not applicable: the model logs no model/binning.json"}], columns=cols)
-    chars = binning.get("characteristics", binning)
+    chars = _characteristics(binning)
     rows = []
     for name, spec in chars.items():
         if name.startswith("_") or not isinstance(spec, (dict, list)): continue
@@ -209,7 +220,7 @@ def soundness(binning:dict|None # parsed model/binning.json, or None
                      "iv": None if iv is None else float(iv), "coefficient": coef, "sign_ok": sign_ok, "status": "fail" if fail else "pass"})
     return pd.DataFrame(rows, columns=cols)
 
-# %% ../nbs/50_validation.ipynb #f58af879
+# %% ../nbs/50_validation.ipynb #5a8166b2
 def correlations(df:pd.DataFrame, columns:list, limit:float=0.5)->pd.DataFrame:
     "Pairs of numeric characteristics with |Spearman correlation| above `limit`, strongest first"
     num = [c for c in columns if pd.api.types.is_numeric_dtype(df[c])]
@@ -219,7 +230,7 @@ def correlations(df:pd.DataFrame, columns:list, limit:float=0.5)->pd.DataFrame:
     t = t.reindex(t.rho.abs().sort_values(ascending=False).index)
     return t.assign(above_limit=t.rho.abs() > limit).reset_index(drop=True)
 
-# %% ../nbs/50_validation.ipynb #b934ed7b
+# %% ../nbs/50_validation.ipynb #7e1f4732
 def age_band(age, bands:list=(25, 35, 50)):
     "Age band labels from ages and band edges"
     e = [-np.inf, *bands, np.inf]
@@ -233,7 +244,7 @@ def diff_ci(x1:int, n1:int, x2:int, n2:int, alpha:float=0.05)->tuple:
     z = stats.norm.ppf(1 - alpha/2)
     return float(p1 - p2), float(p1 - p2 - z*se), float(p1 - p2 + z*se)
 
-# %% ../nbs/50_validation.ipynb #7e1f4732
+# %% ../nbs/50_validation.ipynb #505468dd
 _RATES = {"default_rate": ("y", None), "approval_rate": ("approved", None),
           "false_rejection_rate": ("rejected", "good"), "false_approval_rate": ("approved", "bad")}
 
@@ -264,7 +275,7 @@ def fairness_table(y, p, groups:dict, # attribute -> group label per obligor
     cols = ["attribute", "group", "n", *_RATES]
     return pd.DataFrame(per)[cols], pd.DataFrame(gaps, columns=["attribute", "rate", "highest", "lowest", "gap", "gap_lo", "gap_hi"])
 
-# %% ../nbs/50_validation.ipynb #45ede42a
+# %% ../nbs/50_validation.ipynb #62cb3e6b
 LIGHTS = ["green", "amber", "red"]
 
 def light(value, rule:dict)->str:
@@ -292,7 +303,7 @@ def evaluate_gates(values:dict, # metric name -> value
     blocked = f[(f.light == "red") & f.blocking]
     return {"findings": f, "overall": overall, "passed": blocked.empty, "blocking_failures": blocked.rule.tolist()}
 
-# %% ../nbs/50_validation.ipynb #d21a576b
+# %% ../nbs/50_validation.ipynb #9c75092e
 def run_battery(y, p, grades,                 # outcomes, PDs and grades of the validation sample
                 development:pd.DataFrame,     # development sample with PDs in column `score_column` (bins for PSI/CSI)
                 current:pd.DataFrame,         # validation sample with the same columns
@@ -351,7 +362,7 @@ def run_battery(y, p, grades,                 # outcomes, PDs and grades of the 
     t["auc_decline"] = dec
     return {"values": {k: (None if x is None else float(x)) for k, x in v.items()}, "tables": t}
 
-# %% ../nbs/50_validation.ipynb #ad87689a
+# %% ../nbs/50_validation.ipynb #aa71eced
 _RULE_KEYS = {"metric", "family", "better", "green", "amber", "blocking", "description"}
 
 def load_validation_config(path)->dict:
