@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_RULES', 'LEVELS', 'EXIT_NOTHING', 'EXIT_WARN', 'EXIT_RETRAIN', 'REFERENCE_ARTIFACT', 'merge_rules',
-           'psi_level', 'classify', 'jeffreys_p', 'backtest', 'monitor_window', 'decide', 'save_window', 'headline',
-           'load_history', 'resolve_model', 'load_reference']
+           'psi_level', 'classify', 'jeffreys_p', 'backtest', 'monitor_window', 'decide', 'write_json', 'save_window',
+           'headline', 'load_history', 'resolve_model', 'load_reference', 'load_window', 'alerts', 'log_window']
 
 # %% ../nbs/26_monitoring.ipynb #101359b6
 import json, os, re, tempfile
@@ -21,8 +21,9 @@ DEFAULT_RULES = {
     "red": 0.25,                # PSI/CSI from which a shift is severe
     "alpha": 0.01,              # chi-square p-value below which a shift is significant (not sampling noise)
     "missing_increase": 0.05,   # rise of a column's missing-value rate that is a data-quality break
-    "out_of_range": 0.02,       # share of values outside the reference range that is a data-quality break
+    "out_of_range": 0.05,       # share of values outside the reference range that is a data-quality break
     "jeffreys_alpha": 0.05,     # Jeffreys test: PD under-estimates the default rate when p < this
+    "hold_retrain_on_data_quality": True,  # broken data: warn (fix the feed) instead of retraining on it
     "warn": {"score": "amber", "characteristics_amber": 1, "data_quality": True,
              "gini_decline": 0.05, "jeffreys_failed_grades": 1},
     "retrain": {"score": "red", "characteristics_red": 3, "gini_decline": 0.15, "jeffreys_failed_grades": 2},
@@ -168,28 +169,33 @@ def decide(result:dict, rules:dict|None=None)->dict:
         if "jeffreys_failed_grades" in rule and bt.get("jeffreys_failed_grades", 0) >= rule["jeffreys_failed_grades"]:
             fired[action].append(f"{bt['jeffreys_failed_grades']} grade(s) fail the Jeffreys test")
     action = "retrain" if fired["retrain"] else "warn" if fired["warn"] else "none"
+    if action == "retrain" and len(dq) and r["hold_retrain_on_data_quality"]:
+        action = "warn"; fired["warn"].append("retraining withheld until the data-quality issues are fixed")
     return {"action": action, "exit_code": {"none": EXIT_NOTHING, "warn": EXIT_WARN, "retrain": EXIT_RETRAIN}[action],
             "reasons": fired["retrain"] + fired["warn"]}
 
 # %% ../nbs/26_monitoring.ipynb #8f9ad388
 def _safe(s)->str: return re.sub(r"[^A-Za-z0-9_.-]", "_", str(s))
 
-def save_window(result:dict, folder:str|Path)->Path:
-    "Write one window's result to the history folder (atomic); returns the file"
-    m = result.get("model") or {}
-    d = Path(folder)/_safe(m.get("name", "model"))/f"v{_safe(m.get('version', '0'))}"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d/f"{_safe(result['window'])}.json"
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as f: json.dump(result, f, default=_json_default, indent=1)
-    os.replace(tmp, path)
-    return path
-
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)
     if isinstance(o, (np.floating,)): return float(o)
     if isinstance(o, (np.bool_,)): return bool(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+def write_json(obj, path:str|Path)->Path:
+    "Write JSON atomically (no half-written file is ever visible)"
+    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f: json.dump(obj, f, default=_json_default, indent=1)
+    os.replace(tmp, p)
+    return p
+
+def save_window(result:dict, folder:str|Path)->Path:
+    "Write one window's result to the history folder (atomic); returns the file"
+    m = result.get("model") or {}
+    d = Path(folder)/_safe(m.get("name", "model"))/f"v{_safe(m.get('version', '0'))}"
+    return write_json(result, d/f"{_safe(result['window'])}.json")
 
 # %% ../nbs/26_monitoring.ipynb #2c2bea6a
 def headline(result:dict)->dict:
@@ -245,3 +251,57 @@ def load_reference(model_uri:str)->tuple:
                                 f"'{REFERENCE_ARTIFACT}'; the training job must log it") from e
     info["metrics"] = dict(MlflowClient().get_run(info["run_id"]).data.metrics)
     return ref, info
+
+# %% ../nbs/26_monitoring.ipynb #6358bcc7
+def load_window(source,                          # parquet file/folder path, or a DataFrame already loaded
+                window:str="",                   # window to keep ('' = the latest in the data)
+                window_column:str="snapshot_month", # column holding the window label
+                engine:str="pandas",             # 'pandas' or 'spark'
+                spark=None                       # Spark session (engine 'spark'; default: `mlcore.spark.spark_session()`)
+               )->tuple:
+    "(rows of one window, its label) from scored data"
+    if engine not in ("pandas", "spark"): raise ValueError(f"engine must be 'pandas' or 'spark', got '{engine}'")
+    if isinstance(source, (str, Path)):
+        if not Path(source).exists(): raise FileNotFoundError(f"scored data not found: {source}")
+        if engine == "spark":
+            from mlcore.spark import spark_session
+            df = (spark or spark_session()).read.parquet(str(source))
+        else: df = pd.read_parquet(source)
+    else: df = source
+    is_spark = hasattr(df, "sparkSession")
+    if window_column not in df.columns:
+        if window: raise KeyError(f"window '{window}' requested but the data has no '{window_column}' column")
+        return df, "all"
+    if is_spark:
+        from pyspark.sql import functions as F
+        if not window: window = df.agg(F.max(window_column)).collect()[0][0]
+        out = df.filter(F.col(window_column) == F.lit(str(window)))
+        n = out.count()
+    else:
+        if not window: window = str(df[window_column].max())
+        out = df[df[window_column].astype(str) == str(window)]
+        n = len(out)
+    if n == 0: raise ValueError(f"window '{window}' has no rows in column '{window_column}'")
+    return out, str(window)
+
+# %% ../nbs/26_monitoring.ipynb #42a7d870
+def alerts(result:dict)->dict:
+    "Machine-readable alert summary of one window"
+    t = pd.DataFrame(result["stability"])
+    flagged = t[(t.level != "green") | (t.issue != "")]
+    bt = result.get("backtest") or {}
+    return {"window": result["window"], "model": result.get("model") or {}, **result["decision"],
+            "score": {k: t[t.role == "score"].iloc[0][k] for k in ("psi", "level")},
+            "flagged": flagged[["column", "role", "psi", "level", "issue"]].to_dict("records"),
+            "backtest": {k: bt.get(k) for k in ("gini", "gini_decline", "calibration_ratio", "jeffreys_failed_grades")} if bt else None}
+
+def log_window(result:dict, report:str|Path|None=None):
+    "Log a window's headline metrics, result, alerts and report to the active MLflow run"
+    import mlflow
+    m = result.get("model") or {}
+    mlflow.set_tags({"mlcore.monitor.window": result["window"], "mlcore.monitor.action": result["decision"]["action"],
+                     "mlcore.monitor.model": str(m.get("name")), "mlcore.monitor.model_version": str(m.get("version"))})
+    mlflow.log_metrics({k: v for k, v in headline(result).items() if v is not None and np.isfinite(v)})
+    mlflow.log_dict(json.loads(json.dumps(result, default=_json_default)), "monitoring/result.json")
+    mlflow.log_dict(json.loads(json.dumps(alerts(result), default=_json_default)), "monitoring/alerts.json")
+    if report: mlflow.log_artifact(str(report), "monitoring")
