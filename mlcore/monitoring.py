@@ -24,9 +24,10 @@ DEFAULT_RULES = {
     "out_of_range": 0.05,       # share of values outside the reference range that is a data-quality break
     "jeffreys_alpha": 0.05,     # Jeffreys test: PD under-estimates the default rate when p < this
     "hold_retrain_on_data_quality": True,  # broken data: warn (fix the feed) instead of retraining on it
+    # one failed grade in six is expected now and then (multiple tests); two is a signal
     "warn": {"score": "amber", "characteristics_amber": 1, "data_quality": True,
-             "gini_decline": 0.05, "jeffreys_failed_grades": 1},
-    "retrain": {"score": "red", "characteristics_red": 3, "gini_decline": 0.15, "jeffreys_failed_grades": 2},
+             "gini_decline": 0.10, "jeffreys_failed_grades": 2},
+    "retrain": {"score": "red", "characteristics_red": 3, "gini_decline": 0.20, "jeffreys_failed_grades": 3},
 }
 LEVELS = ["green", "amber", "red"]
 EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN = 0, 10, 20  # exit codes of `mlcore monitor run` for a scheduler
