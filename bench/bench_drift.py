@@ -61,7 +61,7 @@ def main():
         assert np.allclose(got.to_numpy(), pd.Series(floor(reference, cur)).loc[got.index].to_numpy(), atol=1e-4)
         t_ev = best(lambda: evidently(ref_df, cur), 1) if n == a.evidently_rows else float("nan")
         print(f"{n:>12,} {t_floor:>14.3f} {t_ml:>10.3f} {t_ml / t_floor:>13.2f} {t_ev:>12.3f} {t_ev / t_floor:>16.1f} {t_ev / t_ml:>17.1f}", flush=True)
-        del cur
+        cur = None  # free the frame before the next size
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 

@@ -74,3 +74,21 @@ def test_spark_one_aggregation_no_python_udf(frames, spark):
     plan = sdf.agg(*aggs)._jdf.queryExecution().executedPlan().toString()
     assert "PythonUDF" not in plan and "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
     assert plan.count("HashAggregate") <= 2    # partial + final: one pass over the data
+
+
+@pytest.mark.spark
+def test_monitor_window_same_on_both_engines(spark, tmp_path):
+    from monitor_book import baseline_with_reference, score_frame, standin_book
+    from mlcore.monitoring import load_window, monitor_window
+    b = baseline_with_reference()
+    book = score_frame(standin_book(2, 600, seed=7, missing_spike=(1, "savings_account_and_bonds", 0.3)), b["model"], b["cols"])
+    path = tmp_path / "scored.parquet"
+    book.to_parquet(path)
+    pdf, w1 = load_window(str(path), "", engine="pandas")
+    sdf, w2 = load_window(str(path), "", engine="spark", spark=spark)
+    assert w1 == w2 == "2024-02"
+    a = monitor_window(pdf, b["reference"], w1, validation_gini=b["test_gini"])
+    s = monitor_window(sdf, b["reference"], w2, validation_gini=b["test_gini"])
+    pd.testing.assert_frame_equal(pd.DataFrame(a["stability"]), pd.DataFrame(s["stability"]))
+    assert a["distributions"] == s["distributions"] and a["decision"] == s["decision"]
+    assert math.isclose(a["backtest"]["gini"], s["backtest"]["gini"])
