@@ -81,3 +81,12 @@ serve: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(PY) bench/bench_serving.py 2000
+
+# --- monitoring ---
+.PHONY: bench-drift bench-drift-100m
+# PSI/CSI of 20 characteristics on 10M rows: mlcore pandas path vs NumPy floor vs Evidently (at 1M)
+bench-drift: $(STAMP)
+	$(PY) bench/bench_drift.py
+# Spark drift counter on 100M rows generated in Spark, driver memory 1 GB: rows/s and peak memory
+bench-drift-100m: $(STAMP) check-java
+	$(PY) bench/bench_drift_spark.py --rows 100000000

@@ -1,0 +1,76 @@
+"""Test support for monitoring: a baseline PD model with its frozen reference, and a small stand-in for the
+synthetic loan book (mlcore.synthetic, built concurrently) with the same schema and drift knobs.
+
+Switch to the real generator when it is merged: replace `standin_book(...)` in tests/test_monitor_scenario.py
+by mlcore.synthetic's generator with the same knobs; the assertions stay as they are."""
+import math
+import numpy as np
+import pandas as pd
+from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
+from mlcore.baseline import feature_columns, stratified_split, baseline_pipeline
+from mlcore.drift import fit_reference
+from mlcore.metrics import gini
+
+GRADE_CUTS = [0, 0.05, 0.10, 0.20, 0.35, 0.55, 1.0]
+GRADES = list("ABCDEF")
+
+
+def months(start: str = "2024-01", n: int = 24) -> list:
+    return [str(p) for p in pd.period_range(start, periods=n, freq="M")]
+
+
+def score_frame(df: pd.DataFrame, model, cols: list) -> pd.DataFrame:
+    "Add pd, score (points: 600 at odds 50:1, 20 points to double the odds) and grade"
+    X = df[cols].copy()
+    for c in X.columns:  # a missing categorical value scores as an unseen category (one-hot ignores it)
+        if X[c].dtype == object: X[c] = X[c].fillna("__missing__")
+    X = X.fillna(X.median(numeric_only=True))
+    p = np.clip(model.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+    score = 600 + 20 / math.log(2) * (np.log((1 - p) / p) - math.log(50))
+    grade = pd.cut(p, GRADE_CUTS, labels=GRADES).astype(str)
+    return df.assign(pd=p, score=np.round(score, 1), grade=grade)
+
+
+def baseline_with_reference(seed: int = 42) -> dict:
+    "Train the baseline on German credit and freeze the reference over characteristics + score + grade"
+    gc = load_german_credit()
+    cols = feature_columns(gc, TARGET, PROTECTED_ATTRIBUTES)
+    num = [c for c in cols if pd.api.types.is_numeric_dtype(gc[c])]
+    cat = [c for c in cols if c not in num]
+    train, test = stratified_split(gc, TARGET, 0.3, seed)
+    model = baseline_pipeline(num, cat, seed=seed).fit(train[cols], train[TARGET])
+    scored_train = score_frame(train, model, cols)
+    reference = fit_reference(scored_train, cols + ["score", "grade"])
+    test_gini = gini(test[TARGET], model.predict_proba(test[cols])[:, 1])
+    return {"model": model, "cols": cols, "reference": reference, "test_gini": test_gini, "data": gc}
+
+
+def standin_book(n_months: int = 24, rows: int = 1500, seed: int = 0, start: str = "2024-01",
+                 population_shift: tuple | None = None,   # (first month index, column, share of rows moved up)
+                 unit_change: tuple | None = None,        # (month index, column, factor)
+                 missing_spike: tuple | None = None,      # (month index, column, share set missing)
+                 concept_drift: tuple | None = None       # (first month index, share of outcomes made random)
+                ) -> pd.DataFrame:
+    "German credit resampled month by month (schema of the synthetic loan book) with drift knobs"
+    rng = np.random.default_rng(seed)
+    gc = load_german_credit()
+    parts = []
+    for i, m in enumerate(months(start, n_months)):
+        d = gc.sample(rows, replace=True, random_state=int(rng.integers(1 << 31))).reset_index(drop=True)
+        if population_shift and i >= population_shift[0]:
+            col, share = population_shift[1], population_shift[2]
+            upper = gc[col][gc[col] >= gc[col].quantile(0.75)].to_numpy()
+            moved = rng.uniform(size=rows) < share
+            d.loc[moved, col] = rng.choice(upper, moved.sum())
+        if unit_change and i == unit_change[0]:
+            d[unit_change[1]] = d[unit_change[1]] * unit_change[2]
+        if missing_spike and i == missing_spike[0]:
+            d[missing_spike[1]] = d[missing_spike[1]].astype(object)
+            d.loc[rng.uniform(size=rows) < missing_spike[2], missing_spike[1]] = None
+        if concept_drift and i >= concept_drift[0]:
+            noise = rng.uniform(size=rows) < concept_drift[1]
+            d.loc[noise, TARGET] = (rng.uniform(size=noise.sum()) < gc[TARGET].mean()).astype("int64")
+        d.insert(0, "snapshot_month", m)
+        d.insert(0, "loan_id", np.arange(i * rows, (i + 1) * rows, dtype="int64"))
+        parts.append(d)
+    return pd.concat(parts, ignore_index=True)
