@@ -270,7 +270,7 @@ def render_page(nb, page:Page, pages:list, doc_prefix:str="")->str:
     _anchors(soup)
     return frame(page.title, str(soup), pages, page.url)
 
-# %% ../nbs/95_docs.ipynb #210ff8ee
+# %% ../nbs/95_docs.ipynb #b53910d0
 def index_page(pages:list, modidx:dict|None=None)->str:
     "HTML of the symbol index page: every public exported symbol linking to its entry"
     import importlib
@@ -293,7 +293,7 @@ def index_page(pages:list, modidx:dict|None=None)->str:
                        f'<table><tr><th>name</th><th>what it is</th></tr>{"".join(entries)}</table>')
     return "\n".join(out)
 
-# %% ../nbs/95_docs.ipynb #e332c8d4
+# %% ../nbs/95_docs.ipynb #c85d093c
 def _key(path:Path, root:Path, mode:str)->str:
     h = hashlib.sha256(mode.encode())
     h.update(path.read_bytes())
@@ -327,13 +327,14 @@ def _build_one(args):
             cached.write_text(json.dumps({"key": key, "nb": nb}))
     return page.url, render_page(nb, page, pages, doc_prefix)
 
-# %% ../nbs/95_docs.ipynb #69aa0e22
+# %% ../nbs/95_docs.ipynb #03ad3d34
 def build_site(out:str|Path="_docs",   # site folder (replaced when the build succeeds)
                root:str|Path|None=None,# project root (default: the one holding settings.ini)
                execute:str="all",      # 'all', 'api' (only what API entries need) or 'none'
                cache:str|Path|None=".tmp/docs/cache", # executed notebooks, reused while unchanged; None: no cache
                workers:int=2,          # notebooks executed at a time
-               skip_kinds:tuple=()     # page kinds not executed, e.g. ('tutorial', 'job') for a quick check
+               skip_kinds:tuple=(),    # page kinds not executed, e.g. ('tutorial', 'job') for a quick check
+               full:tuple|None=None    # if given, only these pages (addresses) run fully; other pages run 'api'
               )->list:
     "Build the static documentation site from the notebooks; returns the pages"
     from mlcore.config import project_root
@@ -349,8 +350,10 @@ def build_site(out:str|Path="_docs",   # site folder (replaced when the build su
     tmp = Path(tempfile.mkdtemp(prefix=".docs-", dir=out.parent))
     store = Path(tempfile.mkdtemp(prefix="mlcore-docs-store-"))
     try:
-        jobs = [(p, nbs, root, pages, cache, "none" if p.kind in skip_kinds else execute, members.get(p.url, {}), doc_prefix, store)
-                for p in pages]
+        def mode(p):
+            if p.kind in skip_kinds: return "none"
+            return execute if full is None or p.url in full or execute == "none" else "api"
+        jobs = [(p, nbs, root, pages, cache, mode(p), members.get(p.url, {}), doc_prefix, store) for p in pages]
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
             for url, text in pool.map(_build_one, jobs):
                 (tmp/url).parent.mkdir(parents=True, exist_ok=True)
@@ -366,7 +369,7 @@ def build_site(out:str|Path="_docs",   # site folder (replaced when the build su
         shutil.rmtree(tmp, ignore_errors=True); shutil.rmtree(store, ignore_errors=True)
     return pages
 
-# %% ../nbs/95_docs.ipynb #57f193a4
+# %% ../nbs/95_docs.ipynb #9414d244
 def serve(folder:str|Path="_docs", port:int=8000, host:str="127.0.0.1"):
     "Serve the built site on loopback until interrupted"
     import functools, http.server
@@ -385,6 +388,7 @@ def main(argv:list|None=None)->int:
     b.add_argument("--out", default="_docs"); b.add_argument("--execute", choices=["all", "api", "none"], default="all")
     b.add_argument("--no-cache", action="store_true"); b.add_argument("--workers", type=int, default=2)
     b.add_argument("--quick", action="store_true", help="do not execute tutorials and jobs (they run in the tests)")
+    b.add_argument("--full", action="append", metavar="PAGE", help="run only these pages (e.g. drift.html) fully, others only for their API entries")
     b.add_argument("--no-quarto", action="store_true", help="build the HTML site even when quarto is installed")
     s = sub.add_parser("serve", help="serve the site on 127.0.0.1"); s.add_argument("--out", default="_docs")
     s.add_argument("--port", type=int, default=8000)
@@ -394,7 +398,7 @@ def main(argv:list|None=None)->int:
         import subprocess
         return subprocess.call([str(Path(sys.executable).with_name("nbdev_docs"))])
     try: pages = build_site(a.out, execute=a.execute, cache=None if a.no_cache else ".tmp/docs/cache", workers=a.workers,
-                            skip_kinds=("tutorial", "job") if a.quick else ())
+                            skip_kinds=("tutorial", "job") if a.quick else (), full=tuple(a.full) if a.full else None)
     except NotebookFailed as e: print(f"docs build failed: {e}", file=sys.stderr); return 1
     print(f"built {len(pages) + 1} pages into {a.out}/ (open {a.out}/index.html, or `make docs-serve`)")
     return 0

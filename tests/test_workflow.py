@@ -31,12 +31,29 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
+@pytest.mark.spark
+def test_spark_master_from_the_environment(spark):
+    "Tutorial 3's Spark claim: MLCORE_SPARK_MASTER alone decides where Spark runs"
+    from mlcore.config import load_settings
+    from mlcore.spark import spark_conf
+    from mlcore.datasets import load_bundled
+    s = load_settings(env={**os.environ, "MLCORE_SPARK_MASTER": "spark://spark-master:7077"})
+    assert spark_conf(s)["spark.master"] == "spark://spark-master:7077"
+    s = load_settings(env={**os.environ, "MLCORE_SPARK_MASTER": "local[2]"})
+    assert spark_conf(s)["spark.master"] == spark.sparkContext.master == "local[2]"
+    df, _ = load_bundled("german_credit", s)
+    counts = spark.createDataFrame(df).groupBy("purpose").count().toPandas()
+    assert counts["count"].sum() == len(df)
+
+
 @pytest.mark.slow
-def test_job_tracked_on_a_team_mlflow_server(jobs, tmp_path):
-    "Tutorial 3's claim: pointing MLFLOW_TRACKING_URI at a real `mlflow server` is all a job run needs"
+def test_runs_tracked_on_a_team_mlflow_server(tmp_path, monkeypatch):
+    "Tutorial 3's server claim: pointing MLFLOW_TRACKING_URI at a real `mlflow server` is all tracking needs"
+    import mlflow
     from mlflow.tracking import MlflowClient
     from mlcore.config import load_settings
-    from mlcore.runner import run_job
+    from mlcore.tracking import configure_tracking, experiment_id, start_job_run, end_job_run
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path/"server.log", "w")
@@ -53,13 +70,16 @@ def test_job_tracked_on_a_team_mlflow_server(jobs, tmp_path):
             except OSError:
                 assert time.monotonic() < deadline and server.poll() is None, (tmp_path/"server.log").read_text()[-2000:]
                 time.sleep(0.5)
-        s = load_settings(env={**os.environ, "MLFLOW_TRACKING_URI": url, "MLCORE_SPARK_MASTER": "local[2]"})
-        assert (s.tracking.uri, s.spark.master) == (url, "local[2]")
-        res = run_job("ok", overrides=["n=21"], settings=s)
-        assert res.status == "FINISHED", res.error
-        run = MlflowClient(url).get_run(res.run_id)  # the run lives on the server, not in a local file
-        assert run.info.status == "FINISHED" and run.data.metrics["n2"] == 42.0
-        assert "notebook" in [a.path for a in MlflowClient(url).list_artifacts(res.run_id)]
+        env = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLCORE_ARTIFACT_ROOT": str(tmp_path/"artifacts")}
+        for k in ("MLFLOW_TRACKING_URI", "MLCORE_ARTIFACT_ROOT"): monkeypatch.setenv(k, env[k])
+        s = load_settings(env=env)
+        assert configure_tracking(s) == url
+        exp = experiment_id("team_check", s)
+        run = start_job_run("team_check", "check", s)  # what a job notebook does first
+        mlflow.log_metric("answer", 42)
+        end_job_run()
+        got = MlflowClient(url).get_run(run.info.run_id)  # the run lives on the server, not in a local file
+        assert got.info.experiment_id == exp and got.info.status == "FINISHED" and got.data.metrics["answer"] == 42.0
     finally:
         server.terminate(); server.wait(timeout=60); log.close()
     with socket.socket() as so:  # the server (and its uvicorn worker) is gone
