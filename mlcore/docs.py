@@ -320,7 +320,7 @@ def _build_one(args):
             nb.cells.insert(1, _md_cell(parameters_markdown(src, Path(root)/"params")))
         if mode != "none":
             env = {"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db", "MLCORE_ARTIFACT_ROOT": f"{store}/artifacts",
-                   "MLCORE_RUNS_DIR": f"{store}/runs", "MLCORE_HOME": str(root), "MPLBACKEND": "agg"}
+                   "MLCORE_RUNS_DIR": f"{store}/runs", "MLCORE_HOME": str(root)}  # plots: the kernel's inline backend
             execute(nb, src.parent, env, only=_api_only if mode == "api" else None, name=str(page.src))
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)
