@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@if [ -d .git ]; then $(BIN)/nbdev_install_hooks >/dev/null 2>&1 || true; fi
+	$(PY) -m ipykernel install --sys-prefix --name mlcore --display-name "Python (mlcore)" >/dev/null
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -62,7 +63,7 @@ readme: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/mlcore ui
 
-lab: $(STAMP)
+lab: $(STAMP) kernel
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser nbs
 
 clean:
@@ -90,3 +91,20 @@ bench-drift: $(STAMP)
 # Spark drift counter on 100M rows generated in Spark, driver memory 1 GB: rows/s and peak memory
 bench-drift-100m: $(STAMP) check-java
 	$(PY) bench/bench_drift_spark.py --rows 100000000
+
+# --- docs ---
+# docs site (HTML without Quarto; nbdev_docs when quarto is on PATH), its server, and the Jupyter kernel for `make lab`
+.PHONY: docs docs-quick docs-serve kernel
+
+docs: $(STAMP)
+	$(PY) -m mlcore.docs build
+
+docs-quick: $(STAMP)
+	$(PY) -m mlcore.docs build --quick
+
+docs-serve: $(STAMP)
+	@test -f _docs/index.html || $(PY) -m mlcore.docs build
+	$(PY) -m mlcore.docs serve --port $${PORT:-8000}
+
+kernel: $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name mlcore --display-name "Python (mlcore)" >/dev/null
