@@ -16,6 +16,7 @@ from .runner import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
 # `register(subparsers)`, adds its parsers with `set_defaults(func=handler)`, and keeps heavy
 # imports inside its handlers so that `mlcore --help` stays fast.
 PLUGINS = []
+PLUGINS.append("mlcore.cli_data")  # mlcore data ...
 
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcore", description="mlcore: run and inspect ML jobs")

@@ -340,6 +340,18 @@ def log_validation(res:Validation):
                        {key(f"rule.{k}"): v for k, v in res.counts["rules"].items()})
 
 # %% ../nbs/12_contracts.ipynb #ff078c57
+def _delimiter_hint(spec, path, settings)->str:
+    "A hint when the header splits better on another delimiter than the expected one"
+    from mlcore.catalog import dataset_path
+    if spec.format != "csv": return ""
+    try:
+        with open(path or dataset_path(spec, settings), errors="replace") as f: header = f.readline()
+    except OSError: return ""
+    sep = spec.options.get("sep", ",")
+    best = max(";\t|,", key=header.count)
+    return f"; the header splits on {best!r}, not {sep!r}: wrong delimiter? expected {sep!r}" if best != sep and header.count(best) > header.count(sep) else ""
+
+# %% ../nbs/12_contracts.ipynb #9615678d
 def validate_dataset(name:str,                # dataset name in the catalog
                      engine:str="pandas",     # "pandas" or "spark"
                      path:str|Path|None=None, # validate this file instead of the catalog location
@@ -355,5 +367,6 @@ def validate_dataset(name:str,                # dataset name in the catalog
     contract.dataset = name
     try: raw = load(name, engine, partitions, spark, path, typed=False, catalog=catalog, settings=s)
     except pd.errors.EmptyDataError: raise ContractError(name, None, "the file is empty; expected a header row and data") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise ContractError(name, None, f"unreadable file: {e}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ContractError(name, None, f"unreadable file: {str(e).strip()}{_delimiter_hint(spec, path, s)}") from None
     return validate(cast_to_contract(raw, contract, engine), contract, engine)
