@@ -20,7 +20,6 @@ def measure(fn, *args):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     proc = ctx.Process(target=_child, args=(q, fn, args))
-    t0 = time.perf_counter()
     proc.start()
     peak, p = 0, psutil.Process(proc.pid)
     while proc.is_alive():

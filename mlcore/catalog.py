@@ -176,6 +176,7 @@ def load(name:str,                    # dataset name in the catalog
     s = settings or load_settings()
     spec = dataset(name, catalog, s)
     if engine not in ("pandas", "spark"): raise ValueError(f"engine must be 'pandas' or 'spark', got {engine!r}")
+    if partitions is not None and not spec.partition_by: raise ValueError(f"dataset '{name}' is not partitioned; drop `partitions`")
     if engine == "spark":
         from mlcore.spark import spark_session
         df = _read_spark(spec, partitions, s, spark or spark_session(s), path)

@@ -95,7 +95,7 @@ def _cmd_describe(a)->int:
     return 0
 
 # %% ../nbs/91_cli_data.ipynb #389a342c
-def profile(df)->"pd.DataFrame":
+def profile(df):
     "Per-column type, missing share, distinct count, and min/max (numbers) or top categories (text)"
     import pandas as pd
     rows = []
