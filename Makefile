@@ -108,3 +108,19 @@ docs-serve: $(STAMP)
 
 kernel: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name mlcore --display-name "Python (mlcore)" >/dev/null
+
+# --- data ---
+.PHONY: bench-data synthetic-100m validate-100m
+# contract validation (pandas vs Spark local[2]) and generator throughput at 10M rows; figures printed side by side
+bench-data: $(STAMP) check-java
+	$(PY) bench/bench_generator.py --rows 10000000
+	$(PY) bench/bench_contracts.py --rows 10000000
+
+# the 100M-row synthetic loan book as Parquet partitioned by snapshot_month in data/generated/ (ignored by git)
+synthetic-100m: $(STAMP) check-java
+	$(BIN)/mlcore run generate -f params/synthetic/generate.yaml -p engine=spark -p dataset=loan_book_100m \
+	  -p total_rows=100000000 -p months=24 -p driver_memory=2g
+
+# Spark-only contract validation of the 100M-row book with driver memory 2g (run synthetic-100m first)
+validate-100m: $(STAMP) check-java
+	$(PY) bench/bench_contracts.py --spark-only --dataset loan_book_100m --driver-memory 2g

@@ -15,7 +15,7 @@ from .runner import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
 # Modules that add command groups (`mlcore data ...`, `mlcore approve ...`). Each has
 # `register(subparsers)`, adds its parsers with `set_defaults(func=handler)`, and keeps heavy
 # imports inside its handlers so that `mlcore --help` stays fast.
-PLUGINS = ["mlcore.cli_deploy", "mlcore.cli_governance", "mlcore.monitor_cli"]
+PLUGINS = ["mlcore.cli_data", "mlcore.cli_deploy", "mlcore.cli_governance", "mlcore.monitor_cli"]
 
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcore", description="mlcore: run and inspect ML jobs")
