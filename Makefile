@@ -36,8 +36,30 @@ check-java:
 	  echo "Install it, e.g. 'sudo apt-get install openjdk-17-jre-headless' (Debian/Ubuntu) or 'brew install openjdk@17' (macOS),"; \
 	  echo "or set JAVA_HOME to an installed JDK 17."; exit 3; }
 
+# The flagship flow on the embedded defaults. Identities are clearly labelled DEMO ones: in production the
+# trainer, the validator and the approver are different people (separation of duties is enforced).
 run: $(STAMP) check-java
-	$(BIN)/mlcore run train -f params/credit_pd/train.yaml
+	@echo "== 1/6 generate: synthetic loan book, 24 monthly snapshots (catalog dataset loan_book)"
+	$(BIN)/mlcore run generate -f params/synthetic/generate.yaml
+	@echo "== 2/6 train: credit PD scorecard and challenger on the bundled German credit data (as demo-trainer)"
+	MLCORE_USER=demo-trainer $(BIN)/mlcore run train -f params/credit_pd/train.yaml
+	@echo "== 3/6 validate: regulatory test battery and gates; sets alias 'challenger' (as demo-validator)"
+	MLCORE_USER=demo-validator $(BIN)/mlcore run validate -f params/credit_pd/validate.yaml
+	@echo "== 4/6 approve: a second person moves 'champion' (DEMO identity, not a real four-eyes review)"
+	$(BIN)/mlcore approve credit_pd challenger --by demo-approver --comment "DEMO approval by make run on embedded defaults"
+	@echo "== 5/6 score: the latest snapshot of the loan book with the champion (batch, atomic publish)"
+	MLCORE_USER=demo-scheduler $(BIN)/mlcore run score -f params/credit_pd/score.yaml
+	@echo "== 6/6 monitor: the scored snapshot against the champion's frozen reference"
+	@MLCORE_USER=demo-scheduler $(BIN)/mlcore monitor run -f params/credit_pd/monitor.yaml; rc=$$?; \
+	  case $$rc in 0) a="nothing to do";; 10) a="warn";; 20) a="retrain";; *) exit $$rc;; esac; \
+	  echo "monitor verdict: $$a (exit code $$rc; a scheduler acts on it)"
+	@echo ""
+	@echo "Results:"
+	@echo "  MLflow runs, models, reports:  make ui   (http://127.0.0.1:5000; experiments credit_pd, synthetic)"
+	@echo "  executed job notebooks:        runs/<job>/<stamp>-<run id>/"
+	@echo "  scored data:                   data/generated/scored/credit_pd/  (quarantine in _quarantine/)"
+	@echo "  monitoring history:            monitoring/   (report: runs/monitor/<stamp>-<run id>/report_<window>.html)"
+	@echo "  audit trail:                   .venv/bin/mlcore audit log credit_pd ; .venv/bin/mlcore audit verify"
 
 test: $(STAMP) check-java lint test-notebooks test-py
 

@@ -125,17 +125,18 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
                   key:str="loan_id",
                   engine:str="pandas",  # pandas or spark
                   run_id:str="manual",
-                  spark=None)->dict:
+                  spark=None,
+                  catalog_file:str|None=None)->dict: # catalog YAML (default: params/catalog.yaml)
     "Score one partition and publish it atomically; returns the reconciliation summary"
     from mlcore import catalog
     from mlcore.integrity import load_verified_model
     pyf, mv = load_verified_model(model_ref)
     cm = pyf.unwrap_python_model().model
     contract = _contract_of(mv, pyf)
-    spec_in, spec_out = catalog.dataset(dataset), catalog.dataset(output)
+    spec_in, spec_out = catalog.dataset(dataset, catalog_file), catalog.dataset(output, catalog_file)
     part_col = spec_in.partition_by
     if part_col and not partition: partition = max(catalog.list_partitions(spec_in))
-    df = catalog.load(dataset, engine, partitions=partition or None, spark=spark)
+    df = catalog.load(dataset, engine, partitions=partition or None, spark=spark, catalog=catalog_file)
     cols = df.columns if engine == "spark" else list(df.columns)
     carry = [c for c in [part_col, "default"] if c and c in cols] + [c for c in contract["columns"] if c in cols]
     info = {"name": mv.name, "version": mv.version, "run_id": run_id, "scored_at": dt.datetime.now(dt.timezone.utc).isoformat()}

@@ -279,7 +279,7 @@ def load_window(source,                          # parquet file/folder path, or 
         out = df.filter(F.col(window_column) == F.lit(str(window)))
         n = out.count()
     else:
-        if not window: window = str(df[window_column].max())
+        if not window: window = str(df[window_column].astype(str).max())  # partition columns read back as categoricals
         out = df[df[window_column].astype(str) == str(window)]
         n = len(out)
     if n == 0: raise ValueError(f"window '{window}' has no rows in column '{window_column}'")
