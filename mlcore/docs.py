@@ -347,6 +347,7 @@ def build_site(out:str|Path="_docs",   # site folder (replaced when the build su
     pages, members = discover(nbs), module_symbols()
     cache = (root/cache if not Path(cache).is_absolute() else Path(cache)) if cache else None
     out = root/out if not Path(out).is_absolute() else Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".docs-", dir=out.parent))
     store = Path(tempfile.mkdtemp(prefix="mlcore-docs-store-"))
     try:
