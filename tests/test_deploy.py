@@ -135,48 +135,47 @@ def test_mlcore_serve_on_loopback(champion, tmp_path):
 
 CLUSTER_SCRIPT = r'''
 import json, sys
-import numpy as np, pandas as pd
+import pandas as pd
+from mlcore.batch import score_dataset
 from mlcore.cluster import StandaloneCluster
 from mlcore.spark import spark_session, stop_spark
-from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
-from mlcore.baseline import feature_columns, baseline_pipeline
-df = load_german_credit()
-cols = feature_columns(df, TARGET, PROTECTED_ATTRIBUTES)
-num = [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
-model = baseline_pipeline(num, [c for c in cols if c not in num]).fit(df[cols], df[TARGET])
-big = pd.concat([df] * 4, ignore_index=True).reset_index().rename(columns={"index": "row_id"})
-def run(master):
-    spark = spark_session(master=master, conf={"spark.executor.memory": "512m", "spark.cores.max": "2",
-                                               "spark.sql.shuffle.partitions": "4"})
-    sdf = spark.createDataFrame(big).repartition(8)
-    def score(it):
-        import os, psutil
-        on_executor = any(a.name().startswith("java") and "org.apache.spark.executor.CoarseGrainedExecutorBackend" in a.cmdline()
-                          for a in psutil.Process(os.getpid()).parents())
-        for part in it:
-            yield pd.DataFrame({"row_id": part.row_id, "pd": model.predict_proba(part[cols])[:, 1], "on_executor": on_executor})
-    out = sdf.mapInPandas(score, "row_id long, pd double, on_executor boolean").toPandas().sort_values("row_id")
+cat, out = sys.argv[1], sys.argv[2]
+conf = {"spark.executor.memory": "512m", "spark.cores.max": "2", "spark.sql.shuffle.partitions": "4"}
+def run(master, output):
+    spark = spark_session(master=master, conf=conf)
+    s = score_dataset("credit_pd@champion", "loan_book", output, "2024-12", "loan_id", "spark", f"run-{output}", spark=spark, catalog_file=cat)
+    sc = spark.sparkContext
+    executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1       # block managers other than the driver's
     stop_spark()
-    return out
-local = run("local[2]")
+    return s, executors
+local, local_exec = run("local[2]", "scores_local")
 with StandaloneCluster(workers=2, cores=1, memory="1g") as c:
-    remote = run(c.url)
-    workers = [w["state"] for w in c.status()["workers"]]
-print(json.dumps({"rows": len(remote), "same": bool(np.array_equal(local.pd.to_numpy(), remote.pd.to_numpy())),
-                  "local_on_executor": bool(local.on_executor.any()), "cluster_on_executor": bool(remote.on_executor.all()),
-                  "workers": workers}))
+    remote, remote_exec = run(c.url, "scores_cluster")
+    apps = c.status()["completedapps"] + c.status()["activeapps"]
+a = pd.read_parquet(f"{out}/scores_local/snapshot_month=2024-12").sort_values("loan_id").reset_index(drop=True)
+b = pd.read_parquet(f"{out}/scores_cluster/snapshot_month=2024-12").sort_values("loan_id").reset_index(drop=True)
+cols = [c for c in a.columns if c not in ("run_id", "scored_at")]
+print(json.dumps({"rows": [local["rows_scored"], remote["rows_scored"]], "quarantined": [local["rows_quarantined"], remote["rows_quarantined"]],
+                  "identical": bool(a[cols].equals(b[cols])), "local_executors": local_exec, "cluster_executors": remote_exec,
+                  "cluster_app_cores": max(x["cores"] for x in apps)}))
 '''
 
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_same_scores_on_standalone_cluster_as_local(tmp_path):
-    "A real master and two workers on loopback; executors on the workers do the work; output identical to local"
-    r = subprocess.run([sys.executable, "-c", CLUSTER_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600)
+def test_score_job_on_standalone_cluster_same_as_local(champion, book):
+    "A real master and two workers on loopback: the score job by configuration alone, executors on the workers, same output as local"
+    _, env = champion
+    d, cat = book
+    text = (d / "catalog.yaml").read_text()
+    (d / "catalog_cluster.yaml").write_text(text + f"  scores_local: {{format: parquet, path: {d / 'scores_local'}, partition_by: snapshot_month}}\n"
+                                           f"  scores_cluster: {{format: parquet, path: {d / 'scores_cluster'}, partition_by: snapshot_month}}\n")
+    r = subprocess.run([sys.executable, "-c", CLUSTER_SCRIPT, str(d / "catalog_cluster.yaml"), str(d)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    assert res == {"rows": 4000, "same": True, "local_on_executor": False, "cluster_on_executor": True,
-                   "workers": ["ALIVE", "ALIVE"]}
+    assert res["rows"] == [397, 397] and res["quarantined"] == [3, 3] and res["identical"] is True
+    assert res["local_executors"] == 0 and res["cluster_executors"] == 2 and res["cluster_app_cores"] == 2
 
 
 @pytest.fixture(scope="module")
