@@ -98,12 +98,16 @@ bench-model: $(STAMP) check-java
 	$(PY) bench/bench_scorecard.py --rows 1000000
 
 # --- deploy ---
-.PHONY: bench-serving serve
+.PHONY: bench-serving bench-batch serve
 serve: $(STAMP)
 	$(BIN)/mlcore serve --model credit_pd@champion
 
 bench-serving: $(STAMP)
 	$(PY) bench/bench_serving.py 2000
+
+# batch scoring at 2M rows: the score job on Spark vs mlflow.pyfunc.spark_udf vs a pandas floor
+bench-batch: $(STAMP) check-java
+	$(PY) bench/bench_batch.py 2000000
 
 # --- monitoring ---
 .PHONY: bench-drift bench-drift-100m
