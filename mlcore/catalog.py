@@ -123,7 +123,9 @@ def _read_pandas(spec, partitions, settings, path=None):
     import sqlalchemy as sa
     if spec.format == "sql":
         q, params = _sql_query(spec, partitions)
-        with sa.create_engine(spec.url).connect() as con: return pd.read_sql_query(sa.text(q), con, params=params)
+        try:
+            with sa.create_engine(spec.url).connect() as con: return pd.read_sql_query(sa.text(q), con, params=params)
+        except sa.exc.DBAPIError as e: raise ValueError(f"dataset '{spec.name}': cannot read table {spec.table}: {e.orig}") from e
     p = Path(path) if path else dataset_path(spec, settings)
     if not p.exists(): raise FileNotFoundError(f"dataset '{spec.name}': {p} does not exist")
     if spec.format == "csv": return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], **spec.options)
@@ -132,13 +134,22 @@ def _read_pandas(spec, partitions, settings, path=None):
     return df
 
 # %% ../nbs/11_catalog.ipynb #4a27a353
+def _jdbc_error(e)->str:
+    "The Java exception line of a Spark JDBC failure, with a hint when the driver is missing"
+    lines = [l.strip(": \t") for l in str(e).splitlines() if l.strip()]
+    msg = next((l for l in lines if "Exception" in l and not l.startswith("at ")), lines[0] if lines else repr(e))
+    if "No suitable driver" in msg: msg += " (put the driver jar on spark.jars and set options.driver, e.g. org.sqlite.JDBC)"
+    return msg
+
 def _read_spark(spec, partitions, settings, spark, path=None):
     from pyspark.sql import types as T
     if spec.format == "sql":
         if not spec.jdbc_url: raise ValueError(f"dataset '{spec.name}': format sql needs jdbc_url for the Spark engine")
         q, params = _sql_query(spec, partitions)
-        for k, v in params.items(): q = q.replace(f":{k}", "'" + v.replace("'", "''") + "'")
-        return spark.read.format("jdbc").options(url=spec.jdbc_url, query=q, **spec.options).load()
+        import re  # one pass, so :p1 does not also match :p10
+        q = re.sub(r":(p\d+)\b", lambda m: "'" + params[m[1]].replace("'", "''") + "'", q)
+        try: return spark.read.format("jdbc").options(url=spec.jdbc_url, query=q, **spec.options).load()
+        except Exception as e: raise ValueError(f"dataset '{spec.name}': cannot read table {spec.table} through JDBC: {_jdbc_error(e)}") from e
     p = Path(path) if path else dataset_path(spec, settings)
     if not p.exists(): raise FileNotFoundError(f"dataset '{spec.name}': {p} does not exist")
     if spec.format == "csv":
@@ -212,14 +223,26 @@ def _save_sql(spec, df, is_spark)->str:
     stage = f"{spec.table}__staging"
     if is_spark:
         if not spec.jdbc_url: raise ValueError(f"dataset '{spec.name}': format sql needs jdbc_url for the Spark engine")
-        df.write.format("jdbc").options(url=spec.jdbc_url, dbtable=stage, **spec.options).mode("overwrite").save()
         jvm = df.sparkSession._jvm
-        con = jvm.java.sql.DriverManager.getConnection(spec.jdbc_url)
-        try:
-            con.setAutoCommit(False); st = con.createStatement()
-            st.execute(f"DROP TABLE IF EXISTS {spec.table}"); st.execute(f"ALTER TABLE {stage} RENAME TO {spec.table}")
-            con.commit()
-        finally: con.close()
+        if "driver" in spec.options:  # a driver on spark.jars is invisible to DriverManager until Spark registers it
+            jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register(spec.options["driver"])
+        props = jvm.java.util.Properties()
+        for k, v in spec.options.items(): props.setProperty(str(k), str(v))  # user, password, ...
+        def run(*sql):
+            con = jvm.java.sql.DriverManager.getConnection(spec.jdbc_url, props)
+            try:
+                con.setAutoCommit(False); st = con.createStatement()
+                for q in sql: st.execute(q)
+                con.commit()
+            finally: con.close()
+        # Spark 4 fails (rather than creates) when the table it overwrites is missing on a driver without a dialect
+        # (e.g. SQLite), so start from a placeholder it can drop and recreate with `df`'s schema
+        run(f"DROP TABLE IF EXISTS {stage}", f"CREATE TABLE {stage} (_mlcore_placeholder INTEGER)")
+        try: df.write.format("jdbc").options(url=spec.jdbc_url, dbtable=stage, **spec.options).mode("overwrite").save()
+        except Exception as e:
+            run(f"DROP TABLE IF EXISTS {stage}")
+            raise ValueError(f"dataset '{spec.name}': cannot write table {spec.table} through JDBC: {_jdbc_error(e)}") from e
+        run(f"DROP TABLE IF EXISTS {spec.table}", f"ALTER TABLE {stage} RENAME TO {spec.table}")
         return spec.jdbc_url
     import sqlalchemy as sa
     eng = sa.create_engine(spec.url)
