@@ -1,8 +1,9 @@
-"""Test support for monitoring: a baseline PD model with its frozen reference, and a small stand-in for the
-synthetic loan book (mlcore.synthetic, built concurrently) with the same schema and drift knobs.
+"""Test support for monitoring: a baseline PD model with its frozen reference, scoring, and a small stand-in for the
+synthetic loan book with the same schema and drift knobs.
 
-Switch to the real generator when it is merged: replace `standin_book(...)` in tests/test_monitor_scenario.py
-by mlcore.synthetic's generator with the same knobs; the assertions stay as they are."""
+The 24-month scenario (tests/test_monitor_scenario.py) runs on the real generator, `mlcore.synthetic.generate_loan_book`.
+`standin_book` remains for the quick two-month cases in tests/test_monitor_job.py and tests/test_drift_engines.py,
+which need a break in one month only (the generator's breaks persist from their start month)."""
 import math
 import numpy as np
 import pandas as pd

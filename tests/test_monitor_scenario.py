@@ -1,29 +1,54 @@
-"""24 months of a loan book through the monitor: stable months stay green, a population shift turns exactly its
-characteristic amber/red in the month it starts, data-quality breaks are flagged as such, concept drift shows in
-backtesting. The book is a stand-in (tests/monitor_book.py) with the synthetic loan book's schema and drift knobs."""
+"""24 months of the synthetic loan book (`mlcore.synthetic.generate_loan_book`) through the monitor: stable months stay
+green, a population shift turns exactly its characteristic amber/red in the month it starts, data-quality breaks are
+flagged as such, concept drift shows in backtesting.
+
+The generator's drift persists from its start month (a quality break too: the feed stays broken until fixed), and a
+broken feed withholds retraining, so the quality breaks get books of their own: in the main book they would mask the
+concept drift, and the unit change would mask the missing-value spike."""
 import pandas as pd
 import pytest
-from monitor_book import baseline_with_reference, months, score_frame, standin_book
+from monitor_book import baseline_with_reference, months, score_frame
 from mlcore.monitoring import load_history, monitor_window
 from mlcore.monitor_report import publish_window
+from mlcore.synthetic import generate_loan_book
 
-SHIFT, CENTS, MISSING, CONCEPT = 9, 15, 17, 19   # month indexes where each knob starts
+START, ROWS = "2024-01", 4000   # ~5% default rate: ~200 defaults a month, enough for a stable Gini
+SHIFT, CONCEPT = 9, 19          # month indexes where the population shift and the concept drift start
+BREAK, QUALITY_MONTHS = 2, 4    # quality-break books: the break starts in month BREAK and persists
+MONTHS = months(START, 24)
+BREAKS = {"unit": {"column": "credit_amount", "kind": "unit", "factor": 100},   # amounts in cents
+          "missing": {"column": "savings_account_and_bonds", "kind": "missing", "share": 0.3}}
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    b = baseline_with_reference()
-    book = standin_book(24, 1500, seed=0, population_shift=(SHIFT, "duration_in_month", 0.5),
-                        unit_change=(CENTS, "credit_amount", 100), missing_spike=(MISSING, "savings_account_and_bonds", 0.3),
-                        concept_drift=(CONCEPT, 0.7))
+def baseline():
+    return baseline_with_reference()
+
+
+def _monitor(book, b, ms):
     scored = score_frame(book, b["model"], b["cols"])
+    return {m: monitor_window(scored[scored.snapshot_month == m], b["reference"], m, validation_gini=b["test_gini"],
+                              model={"name": "credit_pd", "version": "1"}) for m in ms}
+
+
+@pytest.fixture(scope="module")
+def scenario(baseline, tmp_path_factory):
+    drift = {"population_shift": {"column": "duration_in_month", "start": MONTHS[SHIFT], "factor": 1.2},
+             # the checking account's effect on default reverses: the model's strongest characteristic now misleads
+             "concept_drift": {"column": "status_of_existing_checking_account", "start": MONTHS[CONCEPT], "factor": -1.0}}
+    book = generate_loan_book(24, ROWS, start=START, seed=0, drift=drift)
     hist = tmp_path_factory.mktemp("history")
-    results = {}
-    for m in months():
-        r = monitor_window(scored[scored.snapshot_month == m], b["reference"], m, validation_gini=b["test_gini"],
-                           model={"name": "credit_pd", "version": "1"})
-        results[m] = (r, publish_window(r, hist))
-    return {"results": results, "history": hist, "months": months(), "chars": b["cols"]}
+    results = {m: (r, publish_window(r, hist)) for m, r in _monitor(book, baseline, MONTHS).items()}
+    return {"results": results, "history": hist, "months": MONTHS, "chars": baseline["cols"]}
+
+
+@pytest.fixture(scope="module")
+def quality(baseline):
+    "One short book per quality break: {kind: {month: result}}"
+    ms = MONTHS[:QUALITY_MONTHS]
+    return {k: _monitor(generate_loan_book(QUALITY_MONTHS, 3000, start=START, seed=1,
+                                           drift={"quality_break": dict(s, start=ms[BREAK])}), baseline, ms)
+            for k, s in BREAKS.items()}
 
 
 def _table(r):
@@ -31,7 +56,7 @@ def _table(r):
 
 
 def test_schema_of_the_book():
-    book = standin_book(2, 50, seed=1)
+    book = generate_loan_book(2, 50, start=START, seed=1)
     assert list(book.columns[:2]) == ["loan_id", "snapshot_month"] and book.loan_id.dtype == "int64"
     assert set(book.snapshot_month) == {"2024-01", "2024-02"} and set(book["default"]) <= {0, 1}
     assert book.shape[1] == 2 + 20 + 1
@@ -54,29 +79,48 @@ def test_population_shift_flags_only_its_characteristic(scenario):
     assert flagged.level.iloc[0] in ("amber", "red") and flagged.issue.iloc[0] == "population shift"
     assert r["decision"]["action"] in ("warn", "retrain")
     assert any("duration_in_month" in x for x in r["decision"]["reasons"])
+    # the month before is still clean
+    assert (_table(scenario["results"][scenario["months"][SHIFT - 1]][0]).level == "green").all()
 
 
-def test_data_quality_breaks_are_flagged_as_such(scenario):
-    r, _ = scenario["results"][scenario["months"][CENTS]]
-    t = _table(r)
-    assert t.issue["credit_amount"] == "data quality: out of range" and t.out_of_range_current["credit_amount"] > 0.9
-    assert r["decision"]["action"] == "warn"   # never retrain on a broken feed
-    assert any("retraining withheld" in x for x in r["decision"]["reasons"])
-    r, _ = scenario["results"][scenario["months"][MISSING]]
-    t = _table(r)
-    assert t.issue["savings_account_and_bonds"] == "data quality: missing values"
-    assert t.missing_current["savings_account_and_bonds"] > 0.2
-    assert not t.drop(index=["savings_account_and_bonds"]).issue.str.startswith("data quality").any()
-    # the month after a break is clean again
-    r, _ = scenario["results"][scenario["months"][CENTS + 1]]
-    assert not _table(r).issue.str.startswith("data quality").any()
+def test_unit_change_is_flagged_as_data_quality(quality):
+    "credit_amount in cents from month BREAK on"
+    res = quality["unit"]
+    for i, (m, r) in enumerate(res.items()):
+        t = _table(r)
+        if i < BREAK:
+            assert not t.issue.str.startswith("data quality").any(), (m, t[t.issue != ""])
+            continue
+        # from its start month on, for as long as the feed stays broken
+        assert t.issue["credit_amount"] == "data quality: out of range" and t.out_of_range_current["credit_amount"] > 0.9, m
+        # the other characteristics are clean (the score follows the broken amounts out of its range: a consequence)
+        others = t[t.role == "characteristic"].drop(index=["credit_amount"])
+        assert not others.issue.str.startswith("data quality").any(), (m, others[others.issue != ""])
+        assert r["decision"]["action"] == "warn", (m, r["decision"])   # never retrain on a broken feed
+        assert any("retraining withheld" in x for x in r["decision"]["reasons"]), (m, r["decision"])
+
+
+def test_missing_value_spike_is_flagged_as_data_quality(quality):
+    "30% of savings_account_and_bonds missing from month BREAK on"
+    res = quality["missing"]
+    for i, (m, r) in enumerate(res.items()):
+        t = _table(r)
+        if i < BREAK:
+            assert not t.issue.str.startswith("data quality").any(), (m, t[t.issue != ""])
+            continue
+        assert t.issue["savings_account_and_bonds"] == "data quality: missing values", m
+        assert t.missing_current["savings_account_and_bonds"] > 0.2, m
+        assert not t.drop(index=["savings_account_and_bonds"]).issue.str.startswith("data quality").any(), (m, t[t.issue != ""])
+        assert r["decision"]["action"] == "warn", (m, r["decision"])
+        assert any("savings_account_and_bonds (missing values)" in x for x in r["decision"]["reasons"]), (m, r["decision"])
 
 
 def test_concept_drift_shows_in_backtesting(scenario):
     before = [scenario["results"][m][0]["backtest"] for m in scenario["months"][:CONCEPT]]
     after = [scenario["results"][m][0]["backtest"] for m in scenario["months"][CONCEPT:]]
-    assert all(b["gini_decline"] < 0.10 for i, b in enumerate(before) if i != CENTS), [b["gini_decline"] for b in before]
+    assert all(b["gini_decline"] < 0.10 for b in before), [b["gini_decline"] for b in before]
     assert all(b["gini_decline"] > 0.20 for b in after), [b["gini_decline"] for b in after]
+    assert all(b["defaults"] >= 100 for b in before + after), [b["defaults"] for b in before + after]
     for m in scenario["months"][CONCEPT:]:
         d = scenario["results"][m][0]["decision"]
         assert d["action"] == "retrain" and any("below validation" in x for x in d["reasons"]), d
