@@ -112,12 +112,6 @@ def publish(write,               # function(staging_dir) that writes the partiti
         if staging.exists(): shutil.rmtree(staging, ignore_errors=True)
 
 # %% ../nbs/74_batch.ipynb #b96598ab
-def _contract_of(mv, model)->dict:
-    from mlflow.tracking import MlflowClient
-    from mlcore.serving import contract_from_signature
-    try: return json.loads(Path(MlflowClient().download_artifacts(mv.run_id, "model/input_contract.json")).read_text())
-    except Exception: return contract_from_signature(model.metadata.get_input_schema())
-
 def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
                   dataset:str,          # catalog dataset to score
                   output:str,           # catalog dataset the scores are published to (partitioned like the input)
@@ -130,9 +124,10 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
     "Score one partition and publish it atomically; returns the reconciliation summary"
     from mlcore import catalog
     from mlcore.integrity import load_verified_model
+    from mlcore.serving import model_contract
     pyf, mv = load_verified_model(model_ref)
     cm = pyf.unwrap_python_model().model
-    contract = _contract_of(mv, pyf)
+    contract = model_contract(mv, pyf)
     spec_in, spec_out = catalog.dataset(dataset, catalog_file), catalog.dataset(output, catalog_file)
     part_col = spec_in.partition_by
     if part_col and not partition: partition = max(catalog.list_partitions(spec_in))

@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .binning import WoEBinner
+from .scorecard import fit_binner
 
 # %% ../nbs/43_challenger.ipynb #9a69812f
 def monotonic_constraints(binning:list # fitted binning specs, in input order
@@ -37,15 +38,7 @@ class ChallengerModel(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         "Bin, then search the gradient boosting settings"
-        y = column_or_1d(y, warn=True)
-        if (kind := type_of_target(y, input_name="y", raise_unknown=True)) != "binary":
-            raise ValueError(f"Only binary classification is supported (default 0/1). The type of the target is {kind}."
-                             + (" Unknown label type: continuous." if kind == "continuous" else ""))
-        self.binner_ = WoEBinner(self.monotonic_trend, self.min_bin_size, self.max_prebins, self.special_values,
-                                 self.categorical).fit(X, y)
-        self.n_features_in_ = self.binner_.n_features_in_
-        if hasattr(self.binner_, "feature_names_in_"): self.feature_names_in_ = self.binner_.feature_names_in_
-        self.classes_ = self.binner_.classes_
+        y = fit_binner(self, X, y)
         iv = self.binner_.iv_
         self.selected_ = [c for c in iv.index if c not in self.protected and iv[c] >= self.min_iv] or \
                          [c for c in iv.index if c not in self.protected][:1]

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['parse_model_ref', 'resolve_model', 'input_contract', 'check_record', 'decisions', 'DecisionLog',
-           'contract_from_signature', 'json_schema', 'create_app', 'app_from_registry', 'serve']
+           'contract_from_signature', 'json_schema', 'create_app', 'model_contract', 'app_from_registry', 'serve']
 
 # %% ../nbs/72_serving.ipynb #bf2f305a
 import datetime as dt, hashlib, hmac, json, math, os, threading, time, uuid
@@ -191,6 +191,12 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
     return app
 
 # %% ../nbs/72_serving.ipynb #4fcadf10
+def model_contract(mv, model)->dict:
+    "The input contract stored with a model version, or one derived from its signature"
+    from mlflow.tracking import MlflowClient
+    try: return json.loads(Path(MlflowClient().download_artifacts(mv.run_id, "model/input_contract.json")).read_text())
+    except Exception: return contract_from_signature(model.metadata.get_input_schema())
+
 def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
                       log_path:str|Path|None=None,   # decision log (default: runs/decisions/NAME.jsonl)
                       max_batch:int=100):
@@ -202,11 +208,7 @@ def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
     s = load_settings(); configure_tracking(s)
     from mlcore.integrity import load_verified_model
     model, mv = load_verified_model(ref)
-    try:
-        p = MlflowClient().download_artifacts(mv.run_id, "model/input_contract.json")
-        contract = json.loads(Path(p).read_text())
-    except Exception:
-        contract = contract_from_signature(model.metadata.get_input_schema())
+    contract = model_contract(mv, model)
     info = {"name": mv.name, "version": str(mv.version), "alias": parse_model_ref(ref)[1], "run_id": mv.run_id}
     log = DecisionLog(log_path or s.runs_dir/"decisions"/f"{mv.name}.jsonl")
     return create_app(model, contract, info, log, max_batch)
