@@ -225,8 +225,8 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     "Run the validation battery on a registered version inside the active run; tag, audit and gate it"
     import platform, sys, numpy as np, pandas as pd, sklearn, scipy
     import mlcore
-    from mlcore.datasets import load_bundled, TARGET
-    from mlcore.baseline import stratified_split
+    from mlcore.catalog import load, dataset as catalog_entry, dataset_path
+    from mlcore.selection import split_sample
     from mlcore.validation import run_battery, evaluate_gates, age_band, migration_matrix
     from mlcore.reports import validation_report
     from mlcore.tracking import frame_fingerprint, log_dataset, git_state
@@ -239,10 +239,15 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     tr = c.get_run(mv.run_id)
     tp = {k: (json.loads(v) if v[:1] in "[{\"" or v.replace(".", "", 1).isdigit() else v) for k, v in tr.data.params.items()}
     dataset, test_size, seed = tp.get("dataset", "german_credit"), float(tp.get("test_size", 0.3)), int(tp.get("seed", 42))
-    df, source = load_bundled(dataset)
+    TARGET = tp.get("target", "default")
+    df = load(dataset)
+    spec = catalog_entry(dataset)
+    source = dataset_path(spec) if spec.path else spec.table
     fp = log_dataset(df, dataset, source, context="validation")
     fp_train = tr.data.tags.get(f"mlcore.dataset.{dataset}.fingerprint")
-    dev, test = stratified_split(df, TARGET, test_size, seed)
+    # the same split as training: same function, strategy, seed and out-of-time start
+    split = split_sample(df, TARGET, tp.get("split_strategy", "random"), test_size, seed, oot_from=tp.get("oot_from") or None)
+    dev, test = split["train"], split["test"]
     pyf = mlflow.pyfunc.load_model(f"models:/{model}/{str(mv.version)}")
     inputs = pyf.metadata.get_input_schema().input_names() if pyf.metadata.get_input_schema() else [c_ for c_ in df.columns if c_ != TARGET]
     scale = _artifact(mv.run_id, "model/master_scale.json") if master_scale is None else master_scale
