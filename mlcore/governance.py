@@ -213,7 +213,23 @@ def _artifact(run_id:str, path:str):
     try: return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
     except Exception: return None
 
-# %% ../nbs/52_governance.ipynb #7715d7b4
+# %% ../nbs/52_governance.ipynb #df6e3a07
+def _oot_note(tp:dict, dataset:str, oot)->str:
+    "One sentence on the out-of-time sample: what it is, or why there is none"
+    strategy = tp.get("split_strategy", "random")
+    if oot is not None:
+        months = sorted(oot["snapshot_month"].astype(str).unique()) if "snapshot_month" in oot else []
+        span = f" ({months[0]} to {months[-1]})" if months else ""
+        return f"out-of-time sample: {len(oot)} rows of {dataset} from {tp.get('oot_from')}{span}, held out of development by split_strategy=out_of_time"
+    return (f"no out-of-time sample: the model was trained with split_strategy={strategy} on {dataset}, so there are no rows after the "
+            "development period; out-of-time performance is not evidenced by this validation")
+
+def _scored(model, frame, inputs, scale):
+    "The frame with PD and grade columns from the registered model"
+    p, g = pd_and_grades(model.predict(frame[inputs]), scale)
+    return frame.assign(pd=p, grade=g)
+
+# %% ../nbs/52_governance.ipynb #7276a965
 def validate_version(model:str, version="latest", # version number, alias or 'latest'
                      config:dict|None=None,       # battery settings (validate.yaml `battery`)
                      rules:dict|None=None,        # threshold rules (validate.yaml `thresholds`)
@@ -227,9 +243,9 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     import mlcore
     from mlcore.catalog import load, dataset as catalog_entry, dataset_path
     from mlcore.selection import split_sample
-    from mlcore.validation import run_battery, evaluate_gates, age_band, migration_matrix
+    from mlcore.validation import run_battery, evaluate_sample_gates, age_band, snapshot_migration
     from mlcore.reports import validation_report
-    from mlcore.tracking import frame_fingerprint, log_dataset, git_state
+    from mlcore.tracking import log_dataset, git_state
     from mlcore.config import file_sha256
     config, rules, log = dict(config or {}), dict(rules or {}), log or AuditLog()
     c = MlflowClient(); run = mlflow.active_run()
@@ -240,66 +256,83 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     tp = {k: (json.loads(v) if v[:1] in "[{\"" or v.replace(".", "", 1).isdigit() else v) for k, v in tr.data.params.items()}
     dataset, test_size, seed = tp.get("dataset", "german_credit"), float(tp.get("test_size", 0.3)), int(tp.get("seed", 42))
     TARGET = tp.get("target", "default")
+    strategy, oot_from = tp.get("split_strategy", "random"), str(tp.get("oot_from") or "") or None
     df = load(dataset)
     spec = catalog_entry(dataset)
     source = dataset_path(spec) if spec.path else spec.table
     fp = log_dataset(df, dataset, source, context="validation")
     fp_train = tr.data.tags.get(f"mlcore.dataset.{dataset}.fingerprint")
     # the same split as training: same function, strategy, seed and out-of-time start
-    split = split_sample(df, TARGET, tp.get("split_strategy", "random"), test_size, seed, oot_from=tp.get("oot_from") or None)
-    dev, test = split["train"], split["test"]
+    split = split_sample(df, TARGET, strategy, test_size, seed, oot_from=oot_from)
     pyf = mlflow.pyfunc.load_model(f"models:/{model}/{str(mv.version)}")
     inputs = pyf.metadata.get_input_schema().input_names() if pyf.metadata.get_input_schema() else [c_ for c_ in df.columns if c_ != TARGET]
     scale = _artifact(mv.run_id, "model/master_scale.json") if master_scale is None else master_scale
     scale = scale.get("grades", scale) if isinstance(scale, dict) else scale
     if isinstance(scale, list): scale = {str(g["grade"]): float(g.get("pd_max", g.get("upper", g.get("max_pd")))) for g in scale}
-    p_dev, g_dev = pd_and_grades(pyf.predict(dev[inputs]), scale)
-    p_test, g_test = pd_and_grades(pyf.predict(test[inputs]), scale)
-    dev, test = dev.assign(pd=p_dev), test.assign(pd=p_test)
+    samples = {k: _scored(pyf, split[k], inputs, scale) for k in ("train", "test", "oot") if split[k] is not None}
+    dev, test = samples["train"], samples["test"]
     protected = protected or {"age_band": "age_in_years", "personal_status_and_sex": "personal_status_and_sex", "foreign_worker": "foreign_worker"}
-    groups = {a: (age_band(test[col], list(age_bands)) if col == "age_in_years" else test[col].astype(str).to_numpy()) for a, col in protected.items()}
+    groups = lambda d: {a: (age_band(d[col], list(age_bands)) if col == "age_in_years" else d[col].astype(str).to_numpy()) for a, col in protected.items()}
     if config.get("auc_initial") is None:
         config["auc_initial"] = float(mv.tags["mlcore.validation.auc_initial"]) if "mlcore.validation.auc_initial" in mv.tags else tr.data.metrics.get("test_auc")
-    order = list(scale) if scale and set(np.unique(g_test)) <= set(map(str, scale)) else None
+    order = list(scale) if scale and set(np.unique(test.grade)) <= set(map(str, scale)) else None
     config.setdefault("grade_order", order)
     binning, reference = _artifact(mv.run_id, "model/binning.json"), _artifact(mv.run_id, "monitoring/reference.json")
     if reference and "pd" not in reference: reference = {k: v for k, v in reference.items() if k in inputs}
-    res = run_battery(test[TARGET], p_test, g_test, dev, test, [c_ for c_ in inputs if c_ in test.columns], groups, config, binning, reference)
+    chars = [c_ for c_ in inputs if c_ in test.columns]
+    results = {k: run_battery(samples[k][TARGET], samples[k].pd, samples[k].grade, dev, samples[k], chars, groups(samples[k]), config, binning, reference)
+               for k in ("test", "oot") if k in samples}
+    res = results["test"]
     res["values"]["data_fingerprint_match"] = None if fp_train is None else float(fp_train == fp)
-    gates = evaluate_gates(res["values"], rules)
+    oot_note = _oot_note(tp, dataset, split["oot"])
+    mig_cfg = config.get("migration") or {}
+    migration = snapshot_migration(pd.concat(samples.values(), ignore_index=True), mig_cfg.get("key", "loan_id"),
+                                   mig_cfg.get("time_column", "snapshot_month"), "grade", mig_cfg.get("first"), mig_cfg.get("second"), config.get("grade_order"))
+    res["tables"]["migration"] = migration
+    gates = evaluate_sample_gates({k: r["values"] for k, r in results.items()}, rules)
     who, when = trained_by(), _now()
+    describe = lambda d: f"{len(d)} rows ({int(d[TARGET].sum())} defaults)"
     lineage = {"model": model, "version": str(mv.version), "model_uri": f"models:/{model}/{str(mv.version)}", "training_run": mv.run_id,
                "validation_run": run.info.run_id, "trained_by": mv.tags.get("mlcore.trained_by", "unknown"), "validated_by": who,
                "validated_at": when, "dataset": dataset, "source": str(source), "fingerprint_now": fp, "fingerprint_at_training": fp_train,
-               "sample": f"test split of {dataset}: {len(test)} rows ({int(test[TARGET].sum())} defaults), development {len(dev)} rows",
+               "sample": f"test split of {dataset}: {describe(test)}, development {len(dev)} rows; "
+                         + (f"out-of-time: {describe(samples['oot'])}" if "oot" in samples else "no out-of-time sample"),
+               "out_of_time": oot_note, "split_strategy": strategy, "oot_from": oot_from or "(none)",
                "training_git_commit": tr.data.tags.get("mlcore.git.commit"), "training_git_dirty": tr.data.tags.get("mlcore.git.dirty"),
                "validation_git_commit": git_state(load_settings().root)["commit"], "training_params": tr.data.params,
                "binning": "model/binning.json" if binning else "(none: not applicable)",
                "reference": "monitoring/reference.json" if reference else "(fitted on the development sample)"}
     manifest = {"mlcore": mlcore.__version__, "python": sys.version.split()[0], "platform": platform.platform(),
                 "packages": {"mlflow": mlflow.__version__, "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "scipy": scipy.__version__},
-                "split": {"function": "mlcore.baseline.stratified_split", "test_size": test_size, "seed": seed},
+                "split": {"function": "mlcore.selection.split_sample", "strategy": strategy, "test_size": test_size, "seed": seed, "oot_from": oot_from},
                 "battery": config, "thresholds": rules, "master_scale": scale,
                 "thresholds_file": params_file, "thresholds_sha256": file_sha256(load_settings().path(params_file)) if params_file else None,
                 "rerun": f"mlcore run validate -p registered_model_name={model} -p version={str(mv.version)}"
                          + (f" -p thresholds_file={params_file}" if params_file else "")}
-    page = validation_report(res, gates, lineage, manifest)
+    page = validation_report(res, gates, lineage, manifest, oot=results.get("oot"), oot_note=oot_note)
+    mig_summary = {k: v for k, v in migration.items() if k in ("status", "from", "to", "summary")}
+    if "counts" in migration: mig_summary["counts"] = migration["counts"].to_dict()
+    oot_v = results["oot"]["values"] if "oot" in results else None
     summary = {"model": model, "version": str(mv.version), "passed": gates["passed"], "overall": gates["overall"],
-               "blocking_failures": gates["blocking_failures"], "values": res["values"],
+               "blocking_failures": gates["blocking_failures"], "values": res["values"], "values_oot": oot_v, "out_of_time": oot_note,
                "findings": gates["findings"].to_dict("records"), "lineage": lineage, "manifest": manifest,
                "calibration": res["tables"]["calibration"].to_dict("records"), "fairness_gaps": res["tables"]["fairness_gaps"].to_dict("records"),
-               "characteristics": [c_ for c_ in inputs]}
+               "calibration_oot": results["oot"]["tables"]["calibration"].to_dict("records") if oot_v else None,
+               "fairness_gaps_oot": results["oot"]["tables"]["fairness_gaps"].to_dict("records") if oot_v else None,
+               "migration": mig_summary, "characteristics": [c_ for c_ in inputs]}
     mlflow.log_text(page, "validation/report.html")
     mlflow.log_text(json.dumps(summary, indent=2, default=str), "validation/summary.json")
-    mlflow.log_metrics({f"val_{k}": v for k, v in res["values"].items() if v is not None})
+    mlflow.log_metrics({f"val_{k}": v for k, v in res["values"].items() if v is not None}
+                       | {f"val_oot_{k}": v for k, v in (oot_v or {}).items() if v is not None})
     mlflow.set_tags({"mlcore.validated_model": model, "mlcore.validated_version": str(mv.version), "mlcore.validation.overall": gates["overall"],
-                     "mlcore.validation.passed": str(gates["passed"]).lower()})
+                     "mlcore.validation.passed": str(gates["passed"]).lower(), "mlcore.validation.samples": ", ".join(gates["samples"])})
     evidence = {"run_id": run.info.run_id, "report": f"runs:/{run.info.run_id}/validation/report.html",
                 "summary": f"runs:/{run.info.run_id}/validation/summary.json"}
     if gates["passed"] and "mlcore.validation.auc_initial" not in mv.tags:
         c.set_model_version_tag(model, str(mv.version), "mlcore.validation.auc_initial", str(res["values"]["auc"]))
     record_validation(model, str(mv.version), gates["passed"], gates["overall"], gates["blocking_failures"], evidence, who, log, c)
-    return {**summary, "report_html": page, "findings": gates["findings"], "tables": res["tables"]}
+    return {**summary, "report_html": page, "findings": gates["findings"], "tables": res["tables"],
+            "tables_oot": results["oot"]["tables"] if "oot" in results else None}
 
 class ValidationFailed(RuntimeError):
     "Blocking validation gates failed (the job fails so the runner marks the run FAILED)"
@@ -307,7 +340,8 @@ class ValidationFailed(RuntimeError):
 def raise_if_blocked(result:dict):
     "Raise `ValidationFailed` naming the blocking gates that failed"
     if not result["passed"]:
-        f = result["findings"]; bad = f[f.rule.isin(result["blocking_failures"])]
-        why = "; ".join(f"{r.rule}: {r.metric} = {r.value:.4g} (amber limit {r.amber})" for r in bad.itertuples())
+        f = result["findings"]; key = f.gate if "gate" in f else f.rule
+        bad = f[key.isin(result["blocking_failures"])].assign(gate=key)
+        why = "; ".join(f"{r.gate}: {r.metric} = {r.value:.4g} (amber limit {r.amber})" for r in bad.itertuples())
         raise ValidationFailed(f"{result['model']} version {result['version']} failed validation; blocking gate(s): {why}. "
                                "The version did not become challenger.")

@@ -35,18 +35,33 @@ def model_card_markdown(info:dict,     # model, version, trained_by, training pa
           f"Training parameters: `{json.dumps(info.get('params', {}), sort_keys=True)}`", "",
           "## Characteristics", ", ".join(f"`{c}`" for c in (summary or {}).get("characteristics", [])) or "_see the training run_", ""]
     if summary:
-        md += ["## Performance (test sample, 95% intervals)", "",
-               _mdtable([{"measure": "AUC", "value": v.get("auc"), "lower": v.get("auc_lo"), "upper": v.get("auc_hi")},
-                         {"measure": "Gini", "value": v.get("gini"), "lower": v.get("gini_lo"), "upper": v.get("gini_hi")},
-                         {"measure": "KS", "value": v.get("ks")}], ["measure", "value", "lower", "upper"]),
-               "## Calibration", "", _mdtable(summary.get("calibration", []), ["grade", "n", "defaults", "pd", "odr", "jeffreys_p", "binomial_p"]),
-               f"Brier score {_fmt(v.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(v.get('hosmer_lemeshow_p'))}.", "",
-               "## Fairness", "Largest gaps between groups of protected attributes (never model inputs):", "",
-               _mdtable(summary.get("fairness_gaps", []), ["attribute", "rate", "highest", "lowest", "gap", "gap_lo", "gap_hi"]),
-               "## Validation outcome", "",
+        vo = summary.get("values_oot")
+        perf = lambda v, sample: [{"sample": sample, "measure": "AUC", "value": v.get("auc"), "lower": v.get("auc_lo"), "upper": v.get("auc_hi")},
+                                  {"sample": sample, "measure": "Gini", "value": v.get("gini"), "lower": v.get("gini_lo"), "upper": v.get("gini_hi")},
+                                  {"sample": sample, "measure": "KS", "value": v.get("ks")},
+                                  {"sample": sample, "measure": "AUC decline p-value (ECB)", "value": v.get("auc_decline_p")}]
+        oot_txt = summary.get("out_of_time") or ("out-of-time sample validated" if vo else "no out-of-time sample")
+        md += ["## Performance (95% intervals)", "", f"**{oot_txt[0].upper() + oot_txt[1:]}.**", "",
+               _mdtable(perf(v, "test") + (perf(vo, "out-of-time") if vo else []), ["sample", "measure", "value", "lower", "upper"]),
+               "## Calibration", "", "Test sample:", "",
+               _mdtable(summary.get("calibration", []), ["grade", "n", "defaults", "pd", "odr", "jeffreys_p", "binomial_p"]),
+               f"Brier score {_fmt(v.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(v.get('hosmer_lemeshow_p'))}.", ""]
+        if vo: md += ["Out-of-time sample:", "", _mdtable(summary.get("calibration_oot") or [], ["grade", "n", "defaults", "pd", "odr", "jeffreys_p", "binomial_p"]),
+                      f"Brier score {_fmt(vo.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(vo.get('hosmer_lemeshow_p'))}; "
+                      f"PSI of the PD, development vs out-of-time {_fmt(vo.get('score_psi'))}.", ""]
+        else: md += ["Out-of-time sample: not applicable (no out-of-time sample).", ""]
+        mig = summary.get("migration") or {}
+        md += ["## Rating migration", "", (f"Between {mig.get('from')} and {mig.get('to')}: " + ", ".join(f"{k} {_fmt(x)}" for k, x in mig.get("summary", {}).items()) + "."
+                                          if mig.get("status") == "computed" else f"{mig.get('status', 'not assessed')}."), ""]
+        gap_cols = ["attribute", "rate", "highest", "lowest", "gap", "gap_lo", "gap_hi"]
+        md += ["## Fairness", "Largest gaps between groups of protected attributes (never model inputs), with 95% Newcombe intervals; test sample:", "",
+               _mdtable(summary.get("fairness_gaps", []), gap_cols)]
+        md += (["Out-of-time sample:", "", _mdtable(summary.get("fairness_gaps_oot") or [], gap_cols)] if vo else ["Out-of-time sample: not applicable.", ""])
+        fcols = ["rule", "sample", "family", "value", "light", "blocking"] if any("sample" in r for r in summary.get("findings", [])) else ["rule", "family", "value", "light", "blocking"]
+        md += ["## Validation outcome", "",
                f"**{'PASSED' if summary['passed'] else 'FAILED'}**, overall light **{summary['overall']}**; blocking failures: {', '.join(summary['blocking_failures']) or 'none'}. "
                f"Report: `{info.get('report', 'n/a')}`.", "",
-               _mdtable(summary.get("findings", []), ["rule", "family", "value", "light", "blocking"])]
+               _mdtable(summary.get("findings", []), fcols)]
     else: md += ["## Validation outcome", "", "**Not validated yet.**", ""]
     md += ["## Limitations", texts.get("limitations", "_not stated_"), "", "## Lifecycle and approvals", "",
            _mdtable([{"when": e["ts"], "event": e["event"], "who": e["who"], "why": e["why"]} for e in events], ["when", "event", "who", "why"])]
@@ -59,7 +74,7 @@ def markdown_to_html(md:str, title:str)->str:
     css = "body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}"
     return f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{css}</style></head><body>{body}</body></html>"
 
-# %% ../nbs/53_model_card.ipynb #44eb2793
+# %% ../nbs/53_model_card.ipynb #9ff18259
 def publish_model_card(model:str, version, texts:dict|None=None, log:AuditLog|None=None, client:MlflowClient|None=None)->dict:
     "Build and log the model card of a version; returns its Markdown and HTML"
     c, log = client or MlflowClient(), log or AuditLog()

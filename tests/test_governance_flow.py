@@ -57,6 +57,13 @@ def test_validation_passes_and_sets_challenger(flow):
     assert run.data.metrics["val_auc"] > 0.6
     summary = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/validation/summary.json")
     assert summary["passed"] and summary["lineage"]["fingerprint_now"] == summary["lineage"]["fingerprint_at_training"]
+    # German credit with a random split has no out-of-time sample and no snapshots: the evidence says so plainly
+    assert summary["values_oot"] is None and summary["out_of_time"].startswith(
+        "no out-of-time sample: the model was trained with split_strategy=random on german_credit")
+    assert summary["migration"]["status"] == "not applicable: one snapshot (the data has no 'snapshot_month' column)"
+    page = mlflow.artifacts.load_text(v.tags["mlcore.validation.report"])
+    assert "No out-of-time sample: the model was trained with split_strategy=random" in page
+    assert page.count("<strong>Out-of-time: not applicable</strong>") >= 3 and "<strong>not applicable: one snapshot" in page
     assert v.tags["mlcore.validation.report"] == f"runs:/{run.info.run_id}/validation/report.html"
     assert v.tags["mlcore.model_card"].endswith("model_card/model_card.html")
 

@@ -133,7 +133,7 @@ def test_fairness_rates_and_gap_ci(sample):
         assert per.loc[g, "approval_rate"] == pytest.approx((p[m] < 0.4).mean())
         assert per.loc[g, "false_rejection_rate"] == pytest.approx((p[m & (y == 0)] >= 0.4).mean())
         assert per.loc[g, "false_approval_rate"] == pytest.approx((p[m & (y == 1)] < 0.4).mean())
-    d, lo, hi = V.diff_ci(45, 120, 30, 110)
+    d, lo, hi = V.diff_ci(45, 120, 30, 110, method="wald")
     slo, shi = confint_proportions_2indep(45, 120, 30, 110, method="wald", compare="diff")
     assert (lo, hi) == pytest.approx((slo, shi)) and d == pytest.approx(45 / 120 - 30 / 110)
     r = gaps.set_index("rate").loc["approval_rate"]
@@ -153,3 +153,91 @@ def test_gates_and_config_refusals(tmp_path):
     g = V.evaluate_gates({"auc": 0.55, "psi": 0.3}, {"auc": {"green": 0.7, "amber": 0.6, "blocking": True},
                                                      "psi": {"better": "lower", "green": 0.1, "amber": 0.25}})
     assert not g["passed"] and g["blocking_failures"] == ["auc"] and g["overall"] == "red"
+
+
+@pytest.mark.parametrize("x,n", [(0, 10), (3, 40), (20, 20), (57, 300)])
+def test_wilson_against_statsmodels(x, n):
+    assert V.wilson_ci(x, n) == pytest.approx(proportion_confint(x, n, alpha=0.05, method="wilson"), abs=1e-12)
+
+
+@pytest.mark.parametrize("x1,n1,x2,n2", [(45, 120, 30, 110), (0, 25, 4, 30), (19, 20, 10, 40), (300, 1000, 280, 900)])
+def test_newcombe_gap_against_statsmodels(x1, n1, x2, n2):
+    d, lo, hi = V.diff_ci(x1, n1, x2, n2)  # default: Newcombe's hybrid score interval
+    slo, shi = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", compare="diff")
+    assert d == pytest.approx(x1 / n1 - x2 / n2) and (lo, hi) == pytest.approx((slo, shi), abs=1e-12)
+
+
+def test_fairness_against_hand_computation_and_fairlearn():
+    "Group rates by hand (boolean masks) and the gaps against fairlearn's own MetricFrame.difference()"
+    from fairlearn.metrics import MetricFrame, selection_rate, false_positive_rate, false_negative_rate
+    rng = np.random.default_rng(11)
+    n = 900
+    g = rng.choice(["<25", "25-34", "35-49", "50+"], n, p=[.2, .3, .3, .2])
+    p = np.clip(rng.beta(2, 5, n) + 0.08 * (g == "<25"), 0, 1)
+    y = (rng.uniform(size=n) < p).astype(int)
+    cut = 0.3
+    per, gaps = V.fairness_table(y, p, {"age_band": g}, cutoff=cut, min_group=20)
+    per = per.set_index("group")
+    for grp in np.unique(g):
+        m = g == grp
+        rej, good, bad = p[m] >= cut, y[m] == 0, y[m] == 1
+        hand = {"default_rate": y[m].mean(), "approval_rate": (~rej).mean(),
+                "false_rejection_rate": rej[good].mean(), "false_approval_rate": (~rej[bad]).mean()}
+        for rate, val in hand.items():
+            assert per.loc[grp, rate] == pytest.approx(val, abs=1e-12), (grp, rate)
+        x_fr, n_fr = int(rej[good].sum()), int(good.sum())
+        assert (per.loc[grp, "false_rejection_rate_lo"], per.loc[grp, "false_rejection_rate_hi"]) == \
+            pytest.approx(proportion_confint(x_fr, n_fr, method="wilson"), abs=1e-12)
+    # every group is large here, so our gap (highest - lowest group) is fairlearn's between-groups difference
+    rejected = (p >= cut).astype(int)
+    mf = MetricFrame(metrics={"approval_rate": lambda t, q: 1 - selection_rate(t, q), "false_rejection_rate": false_positive_rate,
+                              "false_approval_rate": false_negative_rate, "default_rate": lambda t, q: np.mean(t)},
+                     y_true=y, y_pred=rejected, sensitive_features=g)
+    gaps = gaps.set_index("rate")
+    for rate, diff in mf.difference().items():
+        assert gaps.loc[rate, "gap"] == pytest.approx(diff, abs=1e-12), rate
+        assert gaps.loc[rate, "gap_lo"] < gaps.loc[rate, "gap"] < gaps.loc[rate, "gap_hi"]
+    assert gaps.loc["default_rate", "highest"] == "<25"  # the group whose risk was raised
+
+
+def test_fairness_small_groups_and_missing_denominators():
+    y = np.array([1] * 5 + [0] * 25 + [0] * 10)
+    p = np.r_[np.full(5, .8), np.full(25, .1), np.full(10, .6)]
+    g = np.array(["a"] * 30 + ["b"] * 10)  # b has no defaulters and only 10 rows
+    per, gaps = V.fairness_table(y, p, {"x": g}, cutoff=0.5, min_group=20)
+    per = per.set_index("group")
+    assert np.isnan(per.loc["b", "false_approval_rate"]) and per.loc["b", "n_bad"] == 0  # no defaulters: no rate, not 0
+    assert per.loc["b", "false_rejection_rate"] == 1.0
+    assert gaps.empty  # b is below min_group, so no attribute has two comparable groups
+
+
+def test_migration_hand_case_and_mwb():
+    # 10 obligors, grades A (best) .. C; rows = first snapshot
+    panel = pd.DataFrame({"loan_id": list(range(10)) * 2, "snapshot_month": ["2024-01"] * 10 + ["2024-02"] * 10,
+                          "grade": list("AAAAABBBCC") + list("AAABCABBBC")})
+    m = V.snapshot_migration(panel, order=["A", "B", "C"])
+    assert m["counts"].to_numpy().tolist() == [[3, 1, 1], [1, 2, 0], [0, 1, 1]]
+    assert m["rates"].loc["A"].tolist() == pytest.approx([0.6, 0.2, 0.2]) and m["rates"].sum(axis=1).tolist() == pytest.approx([1, 1, 1])
+    s = m["summary"]
+    assert (s["diagonal"], s["downgrades"], s["upgrades"], s["beyond_one_grade"]) == pytest.approx((0.6, 0.2, 0.2, 0.1))
+    # ECB MWB by its formula with 1-based grades i, N_i obligors in grade i, p_ij rates (K = 3)
+    N, P, K = m["counts"].to_numpy(float), m["rates"].to_numpy(), 3
+    Ni = N.sum(axis=1)
+    up = sum(abs(i - j) * Ni[i - 1] * P[i - 1, j - 1] for i in range(1, K) for j in range(i + 1, K + 1))
+    mup = sum(max(abs(i - K), abs(i - 1)) * Ni[i - 1] * P[i - 1, i:].sum() for i in range(1, K))
+    lo = sum(abs(i - j) * Ni[i - 1] * P[i - 1, j - 1] for i in range(2, K + 1) for j in range(1, i))
+    mlo = sum(max(abs(i - K), abs(i - 1)) * Ni[i - 1] * P[i - 1, :i - 1].sum() for i in range(2, K + 1))
+    assert s["mwb_upper"] == pytest.approx(up / mup) == pytest.approx(0.75)
+    assert s["mwb_lower"] == pytest.approx(lo / mlo) == pytest.approx(2 / 3)
+    assert V.migration_summary(pd.DataFrame(np.eye(3) * 4))["mwb_upper"] == 0.0  # nobody moves
+    one = V.snapshot_migration(panel[panel.snapshot_month == "2024-01"])
+    assert one == {"status": "not applicable: one snapshot (2024-01)"}
+
+
+def test_sample_gates_both_samples():
+    rules = {"auc": {"green": 0.7, "amber": 0.6, "blocking": True},
+             "fp": {"green": 1, "amber": 1, "blocking": True, "samples": ["test"]}}
+    g = V.evaluate_sample_gates({"test": {"auc": 0.75, "fp": 1.0}, "oot": {"auc": 0.55}}, rules)
+    assert g["blocking_failures"] == ["auc@oot"] and not g["passed"]
+    assert g["findings"].set_index("gate").loc["auc@oot", "sample"] == "oot"
+    assert V.evaluate_sample_gates({"test": {"auc": 0.75, "fp": 1.0}}, rules)["passed"]
