@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['EVENTS', 'GENESIS', 'GovernanceError', 'audit_log_path', 'AuditLog', 'resolve_version', 'ensure_registered',
-           'record_validation', 'approve', 'reject', 'pd_and_grades', 'validate_version', 'ValidationFailed',
-           'raise_if_blocked']
+           'record_validation', 'approve', 'reject', 'pd_and_grades', 'master_scale_dict', 'validate_version',
+           'ValidationFailed', 'raise_if_blocked']
 
 # %% ../nbs/52_governance.ipynb #bb68d426
 import datetime as dt, fcntl, hashlib, json, os
@@ -209,6 +209,17 @@ def pd_and_grades(pred, scale:dict|None)->tuple:
         g = assign_grades(p, scale)
     return p, np.asarray(g, dtype=str)
 
+def master_scale_dict(scale)->dict|None:
+    "grade -> upper PD bound from a params master scale or a model's model/master_scale.json"
+    if not scale: return None
+    if isinstance(scale, dict) and isinstance(scale.get("grades"), list) and "cutoffs" in scale:  # mlcore's scorecard layout
+        g, cut = [str(x) for x in scale["grades"]], [float(x) for x in scale["cutoffs"]]
+        if len(cut) != len(g) - 1: raise ValueError(f"master scale: {len(g)} grades need {len(g) - 1} cut-offs, got {len(cut)}")
+        return dict(zip(g, cut + [1.0]))
+    scale = scale.get("grades", scale) if isinstance(scale, dict) else scale
+    if isinstance(scale, list): return {str(x["grade"]): float(x.get("pd_max", x.get("upper", x.get("max_pd")))) for x in scale}
+    return {str(k): float(v) for k, v in scale.items()}
+
 def _artifact(run_id:str, path:str):
     try: return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
     except Exception: return None
@@ -267,8 +278,7 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     pyf = mlflow.pyfunc.load_model(f"models:/{model}/{str(mv.version)}")
     inputs = pyf.metadata.get_input_schema().input_names() if pyf.metadata.get_input_schema() else [c_ for c_ in df.columns if c_ != TARGET]
     scale = _artifact(mv.run_id, "model/master_scale.json") if master_scale is None else master_scale
-    scale = scale.get("grades", scale) if isinstance(scale, dict) else scale
-    if isinstance(scale, list): scale = {str(g["grade"]): float(g.get("pd_max", g.get("upper", g.get("max_pd")))) for g in scale}
+    scale = master_scale_dict(scale)
     samples = {k: _scored(pyf, split[k], inputs, scale) for k in ("train", "test", "oot") if split[k] is not None}
     dev, test = samples["train"], samples["test"]
     protected = protected or {"age_band": "age_in_years", "personal_status_and_sex": "personal_status_and_sex", "foreign_worker": "foreign_worker"}

@@ -135,6 +135,10 @@ def test_red_blocking_gate_out_of_time_blocks(book_flow, monkeypatch):
     with mlflow.start_run(experiment_id=c.get_experiment_by_name("credit_pd_book").experiment_id):
         res = validate_version("credit_pd_book", "1", cfg["battery"], cfg["thresholds"])
     assert not res["passed"] and res["blocking_failures"] == ["auc@oot"]
+    # a revalidation tests the AUC decline against the AUC recorded at the version's initial validation (a version tag)
+    initial = float(book_flow["version"].tags["mlcore.validation.auc_initial"])
+    assert initial == pytest.approx(book_flow["summary"]["values"]["auc"])
+    assert res["tables_oot"]["auc_decline"]["auc_initial"] == initial == res["tables"]["auc_decline"]["auc_initial"]
     assert "auc" not in set(res["findings"].loc[res["findings"]["sample"] == "test", "rule"])  # `samples: [oot]`
     with pytest.raises(ValidationFailed, match=r"credit_pd_book version 1 failed validation; blocking gate\(s\): auc@oot: auc = 0\.\d+"):
         raise_if_blocked(res)

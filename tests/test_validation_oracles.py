@@ -241,3 +241,15 @@ def test_sample_gates_both_samples():
     assert g["blocking_failures"] == ["auc@oot"] and not g["passed"]
     assert g["findings"].set_index("gate").loc["auc@oot", "sample"] == "oot"
     assert V.evaluate_sample_gates({"test": {"auc": 0.75, "fp": 1.0}}, rules)["passed"]
+
+
+def test_correlations_against_scipy():
+    from mlcore.datasets import load_german_credit
+    gc = load_german_credit()
+    cols = ["duration_in_month", "credit_amount", "age_in_years", "installment_rate_in_percentage_of_disposable_income", "purpose"]
+    t = V.correlations(gc, cols, limit=0.3)
+    assert "purpose" not in set(t.a) | set(t.b) and len(t) == 6  # 4 numeric characteristics -> 6 pairs
+    for r in t.itertuples():
+        rho = stats.spearmanr(gc[r.a], gc[r.b]).statistic
+        assert r.rho == pytest.approx(rho, abs=1e-12) and r.above_limit == (abs(rho) > 0.3)
+    assert list(t.rho.abs()) == sorted(t.rho.abs(), reverse=True)
