@@ -345,7 +345,8 @@ def fairness_table(y, p, groups:dict, # attribute -> group label per obligor
             gaps.append({"attribute": attr, "rate": rate, "highest": hi_, "lowest": lo_, "gap": gap, "gap_lo": glo, "gap_hi": ghi,
                          "groups_compared": len(ok)})
     gap_cols = ["attribute", "rate", "highest", "lowest", "gap", "gap_lo", "gap_hi", "groups_compared"]
-    return pd.DataFrame(per), pd.DataFrame(gaps, columns=gap_cols)
+    counts = {"n": int, "n_good": int, "n_bad": int}
+    return pd.DataFrame(per).astype(counts), pd.DataFrame(gaps, columns=gap_cols)
 
 # %% ../nbs/50_validation.ipynb #a76e0cbf
 LIGHTS = ["green", "amber", "red"]
