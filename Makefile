@@ -150,3 +150,12 @@ synthetic-100m: $(STAMP) check-java
 # Spark-only contract validation of the 100M-row book with driver memory 2g (run synthetic-100m first)
 validate-100m: $(STAMP) check-java
 	$(PY) bench/bench_contracts.py --spark-only --dataset loan_book_100m --driver-memory 2g
+
+# --- validation2 ---
+.PHONY: run-book
+# the loan-book use case with an out-of-time sample: generate the book (24 months), train on 2023-01..2024-06 with a
+# test split, validate on the test sample and the out-of-time months 2024-07..2024-12 side by side (DEMO identities)
+run-book: $(STAMP)
+	$(BIN)/mlcore run generate -f params/synthetic/generate.yaml
+	MLCORE_USER=demo-trainer $(BIN)/mlcore run train -f params/credit_pd_book/train.yaml
+	MLCORE_USER=demo-validator $(BIN)/mlcore run validate -f params/credit_pd_book/validate.yaml
