@@ -65,26 +65,33 @@ def test_set_output_pandas(gc):
 
 
 # --- optbinning as oracle ---
+IV_TOL = 0.01  # stated tolerance: IV within 1% (relative) of optbinning's for every characteristic
+
+
 def test_binning_against_optbinning(gc):
+    "Same bins as optbinning (same partition of the training rows) and IV within IV_TOL, characteristic by characteristic"
     from optbinning import OptimalBinning
     y = gc["default"].to_numpy()
-    different_groups = []
+    same, rows = [], []
     for c in GERMAN_CREDIT_NUMERIC + GERMAN_CREDIT_CATEGORICAL:
         ours = fit_binning(gc[c], y, min_bin_size=0.05)
         numeric = c in GERMAN_CREDIT_NUMERIC
         ob = OptimalBinning(c, dtype="numerical" if numeric else "categorical", min_bin_size=0.05,
                             monotonic_trend="auto_asc_desc" if numeric else None).fit(gc[c].to_numpy(), y)
         iv = ob.binning_table.build().loc["Totals", "IV"]
-        if numeric:  # different pre-binning (quantiles vs CART): IV within 12% (relative) or 0.005
-            assert abs(ours["iv"] - iv) <= max(0.12*iv, 0.005), (c, ours["iv"], iv)
+        rows.append((c, ours["iv"], iv))
+        assert abs(ours["iv"] - iv) <= IV_TOL*iv + 1e-9, (c, ours["iv"], iv)
+        if numeric:
             rates = [b["defaults"]/b["count"] for b in ours["bins"][:-2] if b["count"]]
             assert rates == sorted(rates, reverse=ours["trend"] == "descending"), (c, rates)
-        else:  # categorical: as many groups, IV within 2%, and mostly the very same groups
-            assert len(ours["categories"]) == len(ob.splits), c
-            assert abs(ours["iv"] - iv) <= 0.02*iv + 1e-9, (c, ours["iv"], iv)
-            if sorted(map(sorted, ours["categories"])) != sorted(sorted(map(str, g)) for g in ob.splits): different_groups.append(c)
-    # small categories pooled with the other neighbour: 'purpose' and 'job' on German credit (our IV is the higher in both)
-    assert len(different_groups) <= 2, different_groups
+            a, b = bin_index(gc[c], ours), ob.transform(gc[c].to_numpy(), metric="indices")
+            partition_same = len(set(zip(a, b))) == len(set(a)) == len(set(b))  # a one-to-one map between bins
+        else:
+            partition_same = sorted(map(sorted, ours["categories"])) == sorted(sorted(map(str, g)) for g in ob.splits)
+        if partition_same: same.append(c)
+    print("characteristic, IV ours, IV optbinning:", *(f"{c} {a:.6f} {b:.6f}" for c, a, b in rows), sep="\n  ")
+    # all 20 are the same on German credit today; allow two to differ (ties the CP solver may break the other way)
+    assert len(same) >= 18, sorted(set(GERMAN_CREDIT_NUMERIC + GERMAN_CREDIT_CATEGORICAL) - set(same))
 
 
 def test_special_and_missing_bins():
