@@ -1,5 +1,6 @@
 """Credit PD modelling: estimator checks, optbinning as oracle, sample design, faithful reasons, Spark parity, pyfunc."""
 import warnings
+from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,33 +123,71 @@ def _value_in_bin(spec, i):
     return spec["categories"][i][0]
 
 
-@pytest.mark.parametrize("kind", ["scorecard", "challenger"])
-def test_reasons_are_faithful(fitted, gc, kind):
-    "Moving the top reason's characteristic to its best bin raises the score more than moving any lower-ranked one"
-    cm = fitted[kind]
-    X = gc.drop(columns="default").sample(60, random_state=5).reset_index(drop=True)
+def _gains_of_reasons(cm, X):
+    "Reasons per row and the score gained by moving each reason's raw input (alone) to its characteristic's best bin"
+    from mlcore.reasons import best_bins
     reasons, base = cm.reasons(X), cm.score(X)["score"].to_numpy()
     specs = {s["name"]: s for s in cm.state["binning"]}
-    from mlcore.reasons import best_bins
     best = dict(zip(cm.state["characteristics"], best_bins(cm.state["binning"])))
     moved, where = [], []
     for r in range(len(X)):
-        ranked = [c for c in reasons[r] if c is not None]
-        for c in ranked:
+        for c in (c for c in reasons[r] if c is not None):
             m = X.iloc[[r]].copy()
             m[c] = _value_in_bin(specs[c], best[c])
             assert bin_index(m[c], specs[c])[0] == best[c]
-            moved.append(m); where.append((r, len(ranked)))
-    gain = cm.score(pd.concat(moved, ignore_index=True))["score"].to_numpy() - base[[r for r, _ in where]]
-    checked, i = 0, 0
+            moved.append(m); where.append(r)
+    gain = cm.score(pd.concat(moved, ignore_index=True))["score"].to_numpy() - base[where]
+    out, i = [], 0
     for r in range(len(X)):
         n = sum(1 for c in reasons[r] if c is not None)
-        g, i = gain[i:i+n], i + n
-        if n < 2: continue
-        assert g[0] > 0 and (g[0] >= g[1:] - 1e-9).all(), (r, reasons[r], g)
-        assert (g[:-1] >= g[1:] - 1e-9).all(), (r, reasons[r], g)  # and the whole ranking holds
+        out.append(gain[i:i+n]); i += n
+    return out
+
+
+def test_scorecard_reasons_are_faithful(fitted, gc):
+    "Scorecard, every row: moving the top reason's characteristic to its best bin raises the score more than any lower-ranked one"
+    gains = _gains_of_reasons(fitted["scorecard"], gc.drop(columns="default").sample(200, random_state=5).reset_index(drop=True))
+    checked = 0
+    for r, g in enumerate(gains):
+        if len(g) < 2: continue
+        assert g[0] > 0 and (g[0] >= g[1:] - 1e-9).all(), (r, g)
+        assert (g[:-1] >= g[1:] - 1e-9).all(), (r, g)  # and the whole ranking holds
         checked += 1
-    assert checked > 30
+    assert checked > 100
+
+
+# SHAP attributions need not rank the single-characteristic gains under interactions: measured share on German credit
+# (all 1,000 rows, the fixture's challenger) is about 0.7; the bound leaves room for library and platform noise.
+CHALLENGER_TOP_FAITHFUL = 0.6
+
+
+def test_challenger_reasons_faithfulness_share(fitted, gc):
+    "Challenger (SHAP): share of rows whose top reason gains most when moved to its best bin, measured and bounded"
+    gains = [g for g in _gains_of_reasons(fitted["challenger"], gc.drop(columns="default")) if len(g) >= 2]
+    top = np.mean([g[0] > 0 and (g[0] >= g[1:] - 1e-9).all() for g in gains])
+    ranking = np.mean([(g[:-1] >= g[1:] - 1e-9).all() for g in gains])
+    print(f"challenger SHAP reasons on German credit: {len(gains)} rows with >= 2 reasons; top reason gains most in "
+          f"{top:.3f}, whole top-4 ranking in the order of the gains in {ranking:.3f}")
+    assert len(gains) > 900 and top >= CHALLENGER_TOP_FAITHFUL, (top, ranking)
+
+
+@pytest.mark.parametrize("kind", ["scorecard", "challenger"])
+def test_contributions_are_additive(fitted, gc, kind):
+    "Contributions + reference score = score per row; for the challenger SHAP + base = raw margin (1e-6 log-odds)"
+    from mlcore.reasons import best_reference, tree_contributions
+    cm = fitted[kind]
+    X = gc.drop(columns="default")
+    c, out = cm.contributions(X), cm.score(X)
+    np.testing.assert_allclose(c.sum(axis=1), out["score"], rtol=0, atol=1e-9 if kind == "scorecard" else 1e-4)
+    if kind == "challenger":
+        W = cm._woe_matrix(X)
+        phi, base = tree_contributions(cm._explainer, W)
+        np.testing.assert_allclose(phi.sum(1) + base, cm.challenger.decision_function(W), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(base, cm.challenger.decision_function(best_reference(cm.state["binning"]))[0], atol=1e-6)
+    # the first reason is the most negative contribution
+    first = c.drop(columns="reference_score").idxmin(axis=1).map(cm.state["reasons"]["texts"])
+    has = out["reason_1"] != ""
+    assert has.mean() > 0.9 and (out["reason_1"][has] == first[has]).all()
 
 
 def test_protected_never_inputs_nor_reasons(fitted, gc):
@@ -197,14 +236,24 @@ def test_spark_matches_pandas(spark, fitted, kind):
 
 
 # --- MLflow pyfunc ---
-def test_pyfunc_round_trip(store, fitted, gc):
+@pytest.mark.parametrize("kind", ["scorecard", "challenger"])
+def test_pyfunc_round_trip(store, fitted, gc, kind):
     import mlflow
+    from mlflow.models import Model, infer_signature
     from mlflow.tracking import MlflowClient
     X = gc.drop(columns=["default", *PROTECTED_ATTRIBUTES])
     with mlflow.start_run():
-        info = log_credit_model(fitted["scorecard"], X.head(20), "pd_test")
-    loaded = mlflow.pyfunc.load_model(f"models:/pd_test/{info.registered_model_version}")
+        info = log_credit_model(fitted[kind], X, f"pd_{kind}")
+    loaded = mlflow.pyfunc.load_model(f"models:/pd_{kind}/{info.registered_model_version}")
     out = loaded.predict(X.head(10))
-    pd.testing.assert_frame_equal(out, fitted["scorecard"].score(X.head(10)))
-    v = MlflowClient().get_model_version("pd_test", str(info.registered_model_version))
-    assert v.tags["mlcore.trained_by"] and v.tags["mlcore.model_type"] == "scorecard"
+    pd.testing.assert_frame_equal(out, fitted[kind].score(X.head(10)))
+    v = MlflowClient().get_model_version(f"pd_{kind}", str(info.registered_model_version))
+    assert v.tags["mlcore.trained_by"] and v.tags["mlcore.model_type"] == kind
+    # privacy: the stored input example is synthetic, not an applicant; the signature is what real rows give
+    path = mlflow.artifacts.download_artifacts(info.model_uri)
+    example = Model.load(path).load_input_example(path)
+    assert len(example) and list(example.columns) == list(X.columns)
+    assert example.merge(gc.drop_duplicates(), how="inner", on=list(X.columns)).empty, "input example holds a data row"
+    assert loaded.metadata.get_input_schema().to_dict() == infer_signature(X.head(50)).inputs.to_dict()
+    reqs = (Path(path) / "requirements.txt").read_text()
+    assert ("shap==" in reqs) == (kind == "challenger"), reqs
