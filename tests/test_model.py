@@ -257,3 +257,49 @@ def test_pyfunc_round_trip(store, fitted, gc, kind):
     assert loaded.metadata.get_input_schema().to_dict() == infer_signature(X.head(50)).inputs.to_dict()
     reqs = (Path(path) / "requirements.txt").read_text()
     assert ("shap==" in reqs) == (kind == "challenger"), reqs
+
+
+# --- privacy of the training job's evidence ---
+def _tables_with_data_columns(nb_path, columns):
+    "Outputs of an executed notebook that are tables with applicant characteristics as column headers"
+    import re, nbformat
+    found = []
+    for i, cell in enumerate(nbformat.read(nb_path, as_version=4).cells):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            html = data.get("text/html", "")
+            headers = set(re.findall(r"<th[^>]*>([^<]+)</th>", html))
+            first = (data.get("text/plain", "") or out.get("text", "")).splitlines()[:1]
+            headers |= set(first[0].split()) if first else set()
+            if len(headers & set(columns)) >= 3: found.append((i, sorted(headers & set(columns))))
+    return found
+
+
+@pytest.mark.slow
+def test_train_job_shows_and_logs_no_applicant_rows(store, gc):
+    "The executed train notebook prints no raw rows; the run's CSV artifacts and the model's input example hold no data row"
+    import mlflow
+    from mlflow.models import Model
+    from mlcore.runner import run_job
+    res = run_job("train", Path(__file__).parents[1] / "params" / "credit_pd" / "train.yaml",
+                  overrides=["search_iter=1", "search_cv=2", "calibration_cv=2"])
+    assert res.status == "FINISHED", res.error
+    cols = [c for c in gc.columns if c != "default"]
+    assert not _tables_with_data_columns(res.notebook, cols)
+    import nbformat  # the check itself catches a df.head()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("df.head()", outputs=[nbformat.v4.new_output(
+        "execute_result", {"text/html": gc.head()._repr_html_(), "text/plain": repr(gc.head())}, execution_count=1)])])
+    nbformat.write(nb, Path(res.run_dir) / "probe.ipynb")
+    assert _tables_with_data_columns(Path(res.run_dir) / "probe.ipynb", cols)
+    root = Path(mlflow.artifacts.download_artifacts(run_id=res.run_id))
+    for f in root.rglob("*.csv"):
+        t = pd.read_csv(f)
+        shared = [c for c in t.columns if c in cols]
+        assert len(shared) < 3 or t.merge(gc[shared].drop_duplicates(), how="inner", on=shared).empty, f
+    models = mlflow.search_logged_models(experiment_ids=[res.experiment_id], filter_string=f"source_run_id = '{res.run_id}'", output_format="list")
+    assert len(models) == 2  # the chosen model and the other one
+    for m in models:
+        path = mlflow.artifacts.download_artifacts(m.model_uri)
+        ex = Model.load(path).load_input_example(path)
+        assert ex is not None and ex.merge(gc.drop_duplicates(), how="inner", on=list(ex.columns)).empty, m.name
+    assert len(list(root.rglob("*.csv"))) >= 5
