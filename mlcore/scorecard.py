@@ -86,9 +86,10 @@ class ScorecardModel(ClassifierMixin, BaseEstimator):
         W = pd.DataFrame(self.binner_.transform(X), columns=self.binner_.get_feature_names_out())
         kept, dropped = select_characteristics(W, self.binner_.iv_, self.min_iv, self.max_corr, list(self.protected))
         dropped = dropped.to_dict("records")
-        coef = None
+        prev = None
         while True:
-            coef, intercept = self._regress(W[kept], event, None if coef is None else (coef, intercept))
+            coef, intercept = self._regress(W[kept], event, prev)
+            prev = (coef, intercept)
             if not (bad := implausible_signs(coef)): break
             c = max(bad, key=bad.get)
             dropped.append({"characteristic": c, "iv": float(self.binner_.iv_[c]),
