@@ -45,11 +45,15 @@ def select_characteristics(woe:pd.DataFrame,  # WoE-transformed development samp
     "Kept characteristics (by decreasing IV) and a frame of dropped ones with their reason"
     if missing := [c for c in woe.columns if c not in iv.index]: raise KeyError(f"no IV for characteristic(s) {missing}")
     dropped, kept = [], []
+    with np.errstate(invalid="ignore", divide="ignore"):  # one correlation matrix (constant columns give NaN, never used)
+        corr = pd.DataFrame(np.corrcoef(woe.to_numpy(dtype=float), rowvar=False).reshape(woe.shape[1], woe.shape[1]),
+                            index=woe.columns, columns=woe.columns)
+    varies = woe.std() > 0
     for c in sorted(woe.columns, key=lambda c: -iv[c]):
         if c in protected: reason = "protected attribute: never a model input"
         elif iv[c] < min_iv: reason = f"IV {iv[c]:.4f} below min_iv {min_iv}"
         else:
-            r = {k: abs(np.corrcoef(woe[c], woe[k])[0, 1]) for k in kept} if woe[c].std() > 0 else {}
+            r = {k: abs(corr.at[c, k]) for k in kept if varies[k]} if varies[c] else {}
             worst = max(r, key=r.get, default=None)
             reason = f"|corr| {r[worst]:.3f} with '{worst}' (higher IV) above max_corr {max_corr}" if worst and r[worst] > max_corr else None
         if reason: dropped.append({"characteristic": c, "iv": float(iv[c]), "reason": reason})
