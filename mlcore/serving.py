@@ -130,6 +130,13 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
                   description=f"PD, score, grade and reason codes from model {info.get('name')} version {info.get('version')}")
     one = json_schema(contract)
     cols = list(contract["columns"])
+    problems = {"type": "object", "required": ["request_id", "errors"], "properties": {"request_id": {"type": "string"}, "errors": {
+        "type": "array", "items": {"type": "object", "required": ["field", "problem"],
+                                   "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}}}}
+    def refusals(*codes):  # documented in the OpenAPI schema, so clients (and schemathesis) know every answer
+        why = {400: "body is not JSON", 413: "too many applicants", 422: "a field is missing, unknown or invalid (named in errors)",
+               500: "the model failed (see the decision log)"}
+        return {c: {"description": why[c], "content": {"application/json": {"schema": problems}}} for c in codes}
 
     def _err(status, rid, problems):
         return JSONResponse({"request_id": rid, "errors": problems}, status_code=status)
@@ -160,7 +167,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
     @app.get("/model", summary="the model served and its input contract")
     def model_info(): return {"model": info, "input": one}
 
-    @app.post("/score", summary="score one applicant",
+    @app.post("/score", summary="score one applicant", responses=refusals(400, 422, 500),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": one}}}})
     async def score(request: Request):
         rid, t0 = str(uuid.uuid4()), time.perf_counter()
@@ -173,7 +180,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
 
     batch = {"type": "object", "properties": {"applicants": {"type": "array", "items": one, "minItems": 1, "maxItems": max_batch}},
              "required": ["applicants"], "additionalProperties": False}
-    @app.post("/score/batch", summary=f"score up to {max_batch} applicants",
+    @app.post("/score/batch", summary=f"score up to {max_batch} applicants", responses=refusals(400, 413, 422, 500),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": batch}}}})
     async def score_batch(request: Request):
         rid, t0 = str(uuid.uuid4()), time.perf_counter()
