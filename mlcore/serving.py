@@ -145,9 +145,13 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
         try: return await request.json(), None
         except Exception: return None, _err(400, rid, [{"field": "(body)", "problem": "request body is not valid JSON"}])
 
+    ints = [c for c, s in contract["columns"].items() if s["type"] == "integer"]
+    def _typed(rec):  # 8.0 passes the check for an integer field; the model's signature wants the int 8
+        return {**rec, **{c: int(rec[c]) for c in ints if isinstance(rec.get(c), float)}}
+
     def _score(records, rid, t0):
         try:
-            out = decisions(model.predict(pd.DataFrame(records, columns=cols)))
+            out = decisions(model.predict(pd.DataFrame([_typed(r) for r in records], columns=cols)))
         except Exception as e:
             if log: log.write(request_id=rid, status="error", error=f"{type(e).__name__}: {e}"[:500], model=info)
             return None, _err(500, rid, [{"field": "(model)", "problem": "the model failed to score this request; see the decision log"}])
