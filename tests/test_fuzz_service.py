@@ -39,3 +39,16 @@ def test_service_conforms_to_its_openapi_schema(use_flow, tmp_path):
     (out / "test_fuzz_service.json").write_text(json.dumps(figures, indent=1))
     print("\nschemathesis:", json.dumps(figures))
     assert figures["5xx"] == 0 and tally[f"POST /score positive 200"] > 0
+
+
+def test_short_soak_of_mlcore_serve(use_flow):
+    "bench/soak_serving.py for 15 s against `mlcore serve` of the flow's champion on loopback (`make soak`: 5 minutes)"
+    import subprocess, sys
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak_serving.py"), "--seconds", "15", "--warmup", "5", "--rate", "20",
+                        "--clients", "2", "--rss-bound-mb", "50"], cwd=ROOT, env={**os.environ, **use_flow["env"]},
+                       capture_output=True, text=True, timeout=300)
+    print(r.stdout)
+    figures = json.loads(next(l for l in r.stdout.splitlines() if l.startswith("FIGURES "))[8:])
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    assert figures["requests"] > 100 and figures["errors"] == figures["status_5xx"] == 0 and figures["refused_as_expected"] > 0
+    assert figures["rss_growth_mb"] < 50
