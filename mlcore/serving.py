@@ -15,6 +15,9 @@ import pandas as pd
 # %% ../nbs/72_serving.ipynb #2b1b5a85
 def parse_model_ref(ref:str)->tuple:
     "'name@alias' or 'name/version' -> (name, alias or None, version or None)"
+    if ":/" in ref or ref.startswith(("/", ".", "~")):  # models come from the registry only, never from a path or a runs:/ URI
+        raise ValueError(f"model reference '{ref}' is a path or URI; models are loaded only from the registry, "
+                         "as NAME@ALIAS (e.g. credit_pd@champion) or NAME/VERSION (e.g. credit_pd/3)")
     if "@" in ref:
         name, alias = ref.split("@", 1); return name, alias, None
     if "/" in ref:
