@@ -119,12 +119,19 @@ def _parse_type(name:str):
 # %% ../nbs/00_config.ipynb #46e4c796
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key")
 
+_URI_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")  # scheme://user:password@host
+
 def refuse_secrets(data:dict, source:str, prefix:str=""):
-    "Raise `ConfigError` if any key in `data` (recursively) looks like a secret"
+    "Raise `ConfigError` if any key in `data` (recursively) looks like a secret, or a value is a URI with a password"
     for k,v in data.items():
         key = f"{prefix}{k}"
         if any(w in str(k).lower() for w in _SECRET_WORDS):
             raise ConfigError(source, key, "secrets may not be stored in params/; read them from an environment variable instead")
+        for j, x in enumerate(v if isinstance(v, list) else [v]):
+            if isinstance(x, str) and _URI_PASSWORD.search(x):
+                raise ConfigError(source, key if not isinstance(v, list) else f"{key}[{j}]",
+                                  "a URI with a password may not be stored in params/; leave it out and let the driver read it "
+                                  "from the environment (e.g. PGPASSWORD) or a secrets store")
         if isinstance(v, dict): refuse_secrets(v, source, f"{key}.")
 
 def from_dict(cls, data, source:str, prefix:str=""):
