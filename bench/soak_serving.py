@@ -126,21 +126,25 @@ def main(argv=None) -> int:
     log_dir = Path(a.log_dir or tempfile.mkdtemp(prefix="mlcore-soak-")); log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = start_server(a.model, port, log_dir)
+    import psutil
+    procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    listening = sorted({c.laddr.ip for q in procs for c in q.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN})
     try: f = soak(port, server.pid, a.seconds, a.rate, a.clients, a.warmup)
     finally: stop_server(server)
     growth = f["rss_end_mb"] - f["rss_start_mb"]
-    f.update(rss_growth_mb=round(growth, 1), rss_bound_mb=a.rss_bound_mb, rss_start_mb=round(f["rss_start_mb"], 1),
+    f.update(listening=listening, rss_growth_mb=round(growth, 1), rss_bound_mb=a.rss_bound_mb, rss_start_mb=round(f["rss_start_mb"], 1),
              rss_end_mb=round(f["rss_end_mb"], 1), achieved_rate=round(f["requests"] / a.seconds, 1))
     print(f"soak {a.seconds:.0f} s against mlcore serve --model {a.model} on 127.0.0.1:{port}, {a.clients} clients, "
           f"target {a.rate:g} req/s")
     print(f"  requests {f['requests']:,} ({f['achieved_rate']} req/s): ok {f['ok']:,}, broken refused with 422 "
           f"{f['refused_as_expected']:,}, errors {f['errors']}, 5xx {f['status_5xx']}")
+    print(f"  server listens on: {', '.join(listening)}")
     print(f"  latency p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms")
     print(f"  server RSS after warm-up {f['rss_start_mb']} MB, at end {f['rss_end_mb']} MB: growth {f['rss_growth_mb']} MB "
           f"(bound {a.rss_bound_mb:g} MB)")
     for u in f["unexpected"]: print("  unexpected:", u)
     print("FIGURES " + json.dumps({k: v for k, v in f.items() if k != "rss_samples"}))
-    ok = f["errors"] == 0 and f["status_5xx"] == 0 and growth < a.rss_bound_mb and f["requests"] > 0
+    ok = f["errors"] == 0 and f["status_5xx"] == 0 and growth < a.rss_bound_mb and f["requests"] > 0 and listening == ["127.0.0.1"]
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -51,4 +51,4 @@ def test_short_soak_of_mlcore_serve(use_flow):
     figures = json.loads(next(l for l in r.stdout.splitlines() if l.startswith("FIGURES "))[8:])
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert figures["requests"] > 100 and figures["errors"] == figures["status_5xx"] == 0 and figures["refused_as_expected"] > 0
-    assert figures["rss_growth_mb"] < 50
+    assert figures["rss_growth_mb"] < 50 and figures["listening"] == ["127.0.0.1"]   # mlcore serve binds loopback by default
