@@ -31,14 +31,14 @@ def test_service_conforms_to_its_openapi_schema(use_flow, tmp_path):
                 r = case.call_and_validate(excluded_checks=[negative_data_rejection])
                 tally[f"{op.label} {mode.value} {r.status_code}"] += 1
                 if mode == GenerationMode.NEGATIVE: assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
-                else: assert r.status_code in (200, 413, 422), (r.status_code, r.text[:300])  # in-range values, 422 only when ...
+                else: assert r.status_code == 200, (r.status_code, r.text[:300])  # what the schema allows is scored
             run()
     figures = {"requests": sum(tally.values()), "5xx": sum(v for k, v in tally.items() if k.endswith(tuple(f" 5{i:02d}" for i in range(100)))),
                "by operation, mode and status": dict(tally)}
     out = ROOT / ".tmp" / "fuzz-figures"; out.mkdir(parents=True, exist_ok=True)
     (out / "test_fuzz_service.json").write_text(json.dumps(figures, indent=1))
     print("\nschemathesis:", json.dumps(figures))
-    assert figures["5xx"] == 0 and tally[f"POST /score positive 200"] > 0
+    assert figures["5xx"] == 0 and tally["POST /score positive 200"] > 0
 
 
 def test_short_soak_of_mlcore_serve(use_flow):
