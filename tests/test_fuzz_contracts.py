@@ -129,7 +129,7 @@ def test_spark_agrees_with_pandas_on_fuzzed_frames(spark):
                            T.StructField("code", T.StringType())])
     tried = 0
 
-    @settings(max_examples=max(2, N // 20))
+    @settings(max_examples=max(2, N // 30))
     @given(frames(full=True))
     def one(df):
         nonlocal tried

@@ -42,13 +42,13 @@ def test_service_conforms_to_its_openapi_schema(use_flow, tmp_path):
 
 
 def test_short_soak_of_mlcore_serve(use_flow):
-    "bench/soak_serving.py for 15 s against `mlcore serve` of the flow's champion on loopback (`make soak`: 5 minutes)"
+    "bench/soak_serving.py for 10 s against `mlcore serve` of the flow's champion on loopback (`make soak`: 5 minutes)"
     import subprocess, sys
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak_serving.py"), "--seconds", "15", "--warmup", "5", "--rate", "20",
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak_serving.py"), "--seconds", "10", "--warmup", "3", "--rate", "20",
                         "--clients", "2", "--rss-bound-mb", "50"], cwd=ROOT, env={**os.environ, **use_flow["env"]},
                        capture_output=True, text=True, timeout=300)
     print(r.stdout)
     figures = json.loads(next(l for l in r.stdout.splitlines() if l.startswith("FIGURES "))[8:])
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert figures["requests"] > 100 and figures["errors"] == figures["status_5xx"] == 0 and figures["refused_as_expected"] > 0
+    assert figures["requests"] > 60 and figures["errors"] == figures["status_5xx"] == 0 and figures["refused_as_expected"] > 0
     assert figures["rss_growth_mb"] < 50 and figures["listening"] == ["127.0.0.1"]   # mlcore serve binds loopback by default
