@@ -159,3 +159,13 @@ run-book: $(STAMP)
 	$(BIN)/mlcore run generate -f params/synthetic/generate.yaml
 	MLCORE_USER=demo-trainer $(BIN)/mlcore run train -f params/credit_pd_book/train.yaml
 	MLCORE_USER=demo-validator $(BIN)/mlcore run validate -f params/credit_pd_book/validate.yaml
+
+# --- robustness ---
+.PHONY: soak fuzz
+# 5 minutes of moderate load (40 req/s, 4 keep-alive clients) on `mlcore serve` of the store's champion on loopback
+# (run `make run` first): prints requests, errors, 5xx, latency and server RSS; fails on any error or RSS growth >= 50 MB
+soak: $(STAMP)
+	$(PY) bench/soak_serving.py --seconds $${SOAK_SECONDS:-300} --rate 40 --clients 4 --rss-bound-mb 50
+# the property-based tests with ten times the examples `make test` uses
+fuzz: $(STAMP) check-java
+	MLCORE_FUZZ_EXAMPLES=600 $(BIN)/pytest -s tests/test_fuzz_params.py tests/test_fuzz_contracts.py tests/test_fuzz_scoring.py tests/test_fuzz_service.py

@@ -62,12 +62,17 @@ def output_columns(k:int, key:str, carry:list=())->list:
     "Columns of a scored dataset"
     return [key, *carry, "pd", "score", "grade", *[f"reason_{i+1}" for i in range(k)], "model_name", "model_version", "run_id", "scored_at"]
 
+def _with_key_problems(why:pd.Series, k:pd.Series, key:str)->pd.Series:
+    "Reasons with a missing or duplicated key put first: such rows cannot be told apart downstream, so none of them is scored"
+    kp = np.where(k.isna(), f"{key}: missing key", np.where(k.duplicated(keep=False), f"{key}: duplicated key", ""))
+    return pd.Series([f"{a}; {b}" if a and b else a or b for a, b in zip(kp, why)], index=why.index, dtype=object)
+
 def score_pandas(credit_model, df:pd.DataFrame, contract:dict, key:str, info:dict,
                  carry:list=()  # input columns copied to the output (e.g. snapshot_month, the outcome, inputs for monitoring)
                 )->tuple:
     "(scored, quarantined) frames; every input row is in exactly one of them"
     if missing := [c for c in [key, *carry] if c not in df.columns]: raise KeyError(f"input lacks column(s) {missing}")
-    why = row_problems(df, contract)
+    why = _with_key_problems(row_problems(df, contract), df[key], key)
     ok = (why == "").to_numpy()
     good = df.loc[ok]
     scored = pd.concat([good[[key, *carry]].reset_index(drop=True), credit_model.score(good[list(contract["columns"])]).reset_index(drop=True)], axis=1)
@@ -78,9 +83,11 @@ def score_pandas(credit_model, df:pd.DataFrame, contract:dict, key:str, info:dic
 
 def score_spark(credit_model, sdf, contract:dict, key:str, info:dict, carry:list=())->tuple:
     "(scored, quarantined) Spark DataFrames, same rules and output as `score_pandas`"
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F, Window
     if missing := [c for c in [key, *carry] if c not in sdf.columns]: raise KeyError(f"input lacks column(s) {missing}")
-    checked = sdf.withColumn("quarantine_reason", F.expr(row_problems_sql(contract)))
+    kp = (F.when(F.col(key).isNull(), F.lit(f"{key}: missing key"))
+          .when(F.count(F.lit(1)).over(Window.partitionBy(key)) > 1, F.lit(f"{key}: duplicated key")))
+    checked = sdf.withColumn("quarantine_reason", F.concat_ws("; ", kp, F.expr(f"nullif({row_problems_sql(contract)}, '')")))
     good = checked.filter(F.col("quarantine_reason") == "").drop("quarantine_reason")
     scored = (credit_model.spark_score(good, keep=[key, *carry])
               .withColumn("model_name", F.lit(info["name"])).withColumn("model_version", F.lit(str(info["version"])))

@@ -11,7 +11,7 @@ import contextlib, os, shutil, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
-from .config import ConfigError, Settings, load_settings, read_yaml, did_you_mean
+from .config import ConfigError, Settings, load_settings, read_yaml, did_you_mean, refuse_secrets
 
 # %% ../nbs/11_catalog.ipynb #942a0e19
 FORMATS = ("csv", "parquet", "sql")
@@ -41,7 +41,8 @@ def read_catalog(path:str|Path|None=None, # catalog YAML (default: params/catalo
     "`{name: DatasetSpec}` from the catalog YAML, with every key checked"
     s = settings or load_settings()
     path = Path(path) if path else s.root/"params"/"catalog.yaml"
-    data = read_yaml(path).get("datasets") or {}
+    raw = read_yaml(path); refuse_secrets(raw, path)  # a SQL url with a password never lives in params/
+    data = raw.get("datasets") or {}
     out = {}
     for name, d in data.items():
         for k in d:

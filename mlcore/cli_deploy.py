@@ -10,8 +10,13 @@ import argparse
 
 # %% ../nbs/93_cli_deploy.ipynb #59badc25
 def _serve(a)->int:
+    from mlflow.exceptions import MlflowException
+    from mlcore.config import ConfigError
+    from mlcore.integrity import ModelIntegrityError
     from mlcore.serving import serve
-    serve(a.model, a.host, a.port, a.decision_log)
+    try: serve(a.model, a.host, a.port, a.decision_log)
+    except (ValueError, ModelIntegrityError, MlflowException) as e:  # bad reference, unknown or tampered model: one clear line
+        raise ConfigError("mlcore serve", "--model", str(e)) from None
     return 0
 
 def register(sub):

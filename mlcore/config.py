@@ -8,7 +8,7 @@ __all__ = ['ENV_OVERRIDES', 'ConfigError', 'did_you_mean', 'read_yaml', 'check_t
            'file_sha256']
 
 # %% ../nbs/00_config.ipynb #5cb0ecde
-import dataclasses, datetime as dt, difflib, hashlib, os, types, typing
+import dataclasses, datetime as dt, difflib, hashlib, math, os, re, types, typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -34,16 +34,41 @@ def did_you_mean(key:str,      # the unknown key
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 # %% ../nbs/00_config.ipynb #943ee3f1
+def _duplicate_key(node, path:str="")->tuple|None:
+    "(dotted key, line) of the first key given twice in one mapping of a composed YAML node, or None"
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for k, v in node.value:
+            name = (f"{path}.{k.value}" if path else str(k.value)) if isinstance(k, yaml.ScalarNode) else path
+            if isinstance(k, yaml.ScalarNode):
+                if k.value in seen: return name, k.start_mark.line + 1
+                seen.add(k.value)
+            if d := _duplicate_key(v, name): return d
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            if d := _duplicate_key(v, f"{path}[{i}]"): return d
+    return None
+
 def read_yaml(path:str|Path # YAML file holding a mapping
              )->dict:
     "Read a YAML mapping; malformed YAML and non-mappings raise `ConfigError` naming the file"
     path = Path(path)
     if not path.exists(): raise ConfigError(path, "(file)", "file not found")
-    try: data = yaml.safe_load(path.read_text())
+    try:
+        loader = yaml.SafeLoader(path.read_text())
+        try:
+            node = loader.get_single_node()
+            if node is not None and (dup := _duplicate_key(node)):
+                raise ConfigError(path, dup[0], f"duplicate key (line {dup[1]}): YAML would silently keep only the last value")
+            data = loader.construct_document(node) if node is not None else None
+        finally: loader.dispose()
+    except ConfigError: raise
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line+1}, column {mark.column+1}" if mark else ""
         raise ConfigError(path, "(syntax)", f"malformed YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:  # PyYAML's own failures on odd scalars or nesting
+        raise ConfigError(path, "(syntax)", f"unreadable YAML: {type(e).__name__}: {str(e)[:200]}") from None
     if data is None: return {}
     if not isinstance(data, dict): raise ConfigError(path, "(top level)", f"expected a mapping of key: value, got {type(data).__name__}")
     return data
@@ -73,7 +98,10 @@ def check_type(value, tp, source:str, key:str):
         return {check_type(k, args[0], source, key) if args else k: check_type(v, args[1], source, f"{key}.{k}") if args else v for k,v in value.items()}
     if dataclasses.is_dataclass(tp): return from_dict(tp, value, source, key)
     if tp is str and isinstance(value, (dt.date, dt.datetime)): return value.isoformat()  # YAML reads 2024-12-31 as a date
-    if tp is float and isinstance(value, int) and not isinstance(value, bool): return float(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        try: return float(value)
+        except OverflowError: raise ConfigError(source, key, f"expected a float, got an integer too large for one ({len(str(value))} digits)") from None
+    if tp is float and isinstance(value, float) and not math.isfinite(value): raise ConfigError(source, key, f"expected a finite float, got {value!r}")
     if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
         raise ConfigError(source, key, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
     return value
@@ -91,12 +119,19 @@ def _parse_type(name:str):
 # %% ../nbs/00_config.ipynb #46e4c796
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key")
 
+_URI_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")  # scheme://user:password@host
+
 def refuse_secrets(data:dict, source:str, prefix:str=""):
-    "Raise `ConfigError` if any key in `data` (recursively) looks like a secret"
+    "Raise `ConfigError` if any key in `data` (recursively) looks like a secret, or a value is a URI with a password"
     for k,v in data.items():
         key = f"{prefix}{k}"
         if any(w in str(k).lower() for w in _SECRET_WORDS):
             raise ConfigError(source, key, "secrets may not be stored in params/; read them from an environment variable instead")
+        for j, x in enumerate(v if isinstance(v, list) else [v]):
+            if isinstance(x, str) and _URI_PASSWORD.search(x):
+                raise ConfigError(source, key if not isinstance(v, list) else f"{key}[{j}]",
+                                  "a URI with a password may not be stored in params/; leave it out and let the driver read it "
+                                  "from the environment (e.g. PGPASSWORD) or a secrets store")
         if isinstance(v, dict): refuse_secrets(v, source, f"{key}.")
 
 def from_dict(cls, data, source:str, prefix:str=""):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .config import ConfigError, Settings, load_settings, read_yaml, did_you_mean
+from .config import ConfigError, Settings, load_settings, read_yaml, did_you_mean, check_type, from_dict
 
 # %% ../nbs/12_contracts.ipynb #b9064a0d
 class ContractError(ValueError):
@@ -52,26 +52,33 @@ class Contract:
 # %% ../nbs/12_contracts.ipynb #db2881b3
 def contract_from_dict(d:dict, source:str="contract")->Contract:
     "Build a `Contract` from its YAML mapping, checking every key"
+    if not isinstance(d, dict): raise ConfigError(source, "(top level)", f"expected a mapping, got {type(d).__name__}")
     for k in d:
         if k not in ("dataset", "columns", "primary_key", "unique_rows", "rules", "description"):
             raise ConfigError(source, k, f"unknown key{did_you_mean(k, ['dataset', 'columns', 'primary_key', 'unique_rows', 'rules'])}")
     cols = {}
-    for name, c in (d.get("columns") or {}).items():
-        c = c or {}
+    for name, c in check_type(d.get("columns") or {}, dict, source, "columns").items():
+        name, c = str(name), {} if c is None else c
+        if not isinstance(c, dict): raise ConfigError(source, f"columns.{name}", f"expected a mapping of rules (type, nullable, ...), got {type(c).__name__} {c!r}")
         for k in c:
-            if k not in _COLUMN_KEYS: raise ConfigError(source, f"columns.{name}.{k}", f"unknown key{did_you_mean(k, _COLUMN_KEYS)}")
+            if k not in _COLUMN_KEYS: raise ConfigError(source, f"columns.{name}.{k}", f"unknown key{did_you_mean(str(k), _COLUMN_KEYS)}")
         if c.get("type", "str") not in TYPES: raise ConfigError(source, f"columns.{name}.type", f"expected one of {TYPES}, got {c.get('type')!r}")
-        cols[name] = Column(name=name, **c)
+        cols[name] = from_dict(Column, {**c, "name": name}, source, f"columns.{name}")  # types checked: `nullable: "no"` is not True
+        if (pat := cols[name].pattern) is not None:
+            try: re.compile(pat)
+            except re.error as e: raise ConfigError(source, f"columns.{name}.pattern", f"not a valid regular expression: {e}") from None
     if not cols: raise ConfigError(source, "columns", "a contract needs at least one column")
-    for k in d.get("primary_key") or []:
+    pk = check_type(d.get("primary_key") or [], list[str], source, "primary_key")
+    for k in pk:
         if k not in cols: raise ConfigError(source, "primary_key", f"'{k}' is not a column of the contract")
     rules = {}
-    for r in d.get("rules") or []:
-        if set(r) - {"name", "check", "description"} or not {"name", "check"} <= set(r):
+    for r in check_type(d.get("rules") or [], list, source, "rules"):
+        if not isinstance(r, dict) or set(r) - {"name", "check", "description"} or not {"name", "check"} <= set(r):
             raise ConfigError(source, "rules", f"each rule needs 'name' and 'check' (and may have 'description'); got {r}")
-        compile_rule(r["check"], list(cols), source)
-        rules[r["name"]] = r["check"]
-    return Contract(d.get("dataset", Path(str(source)).stem), cols, list(d.get("primary_key") or []), bool(d.get("unique_rows", False)), rules)
+        compile_rule(check_type(r["check"], str, source, "rules"), list(cols), source)
+        rules[str(r["name"])] = r["check"]
+    return Contract(check_type(d.get("dataset", Path(str(source)).stem), str, source, "dataset"), cols, pk,
+                    check_type(d.get("unique_rows", False), bool, source, "unique_rows"), rules)
 
 def load_contract(path:str|Path # contract YAML
                  )->Contract:
@@ -164,7 +171,33 @@ def to_spark(tree:tuple):
             ">": lambda: l > r, ">=": lambda: l >= r, "==": lambda: l == r, "!=": lambda: l != r}[op]()
 
 # %% ../nbs/12_contracts.ipynb #f7034fda
-_INT_RE = r"\s*[+-]?\d+\s*"
+_INT_RE = r"\s*[+-]?\d{1,19}\s*"  # at most 19 digits: anything longer cannot be an int64
+
+def _one_number(v, kind:str):
+    "A raw value of a mixed column as a float (nan when missing), or None when it is not a number of `kind`"
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)): return np.nan
+    if isinstance(v, (bool, np.bool_)): return None
+    if isinstance(v, str) and kind == "int" and not re.fullmatch(_INT_RE, v): return None
+    try: x = float(v)
+    except (TypeError, ValueError, OverflowError): return None
+    return None if np.isnan(x) else x
+
+def _as_numbers(s:pd.Series, kind:str)->tuple:
+    "(numbers, ok) of a raw column that must hold `kind` ('int' or 'float'); ok is False where a value is not one"
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        vals = [_one_number(v, kind) for v in s]      # mixed Python objects (JSON, hand-built frames): the slow, careful path
+        ok = pd.Series([v is not None for v in vals], index=s.index)
+        num = pd.Series([np.nan if v is None else v for v in vals], index=s.index, dtype="float64")
+    elif s.dtype == object or pd.api.types.is_string_dtype(s):
+        ok = s.isna() | (s.str.fullmatch(_INT_RE) if kind == "int" else pd.to_numeric(s, errors="coerce").notna())
+        num = pd.to_numeric(s, errors="coerce")
+    elif pd.api.types.is_bool_dtype(s): return s.astype("float64"), s.isna()  # True is not the number 1
+    else: num, ok = s, pd.Series(True, index=s.index)
+    if kind == "int":
+        with np.errstate(invalid="ignore"):
+            f = num.astype("float64")
+            ok = ok & (s.isna() | (np.isfinite(f) & (f == np.floor(f)) & (f.abs() < 2.0**63)).fillna(False))
+    return num, ok.astype(bool)
 
 def _check_columns(cols:list, contract:Contract):
     missing = [c for c in contract.columns if c not in cols]
@@ -182,18 +215,13 @@ def _cast_pandas(df:pd.DataFrame, contract:Contract)->pd.DataFrame:
         if c.type == "str":
             out[name] = s.astype(object).where(s.notna(), None) if s.dtype != object else s
             continue
-        if s.dtype == object or pd.api.types.is_string_dtype(s):
-            ok = s.isna() | (s.str.fullmatch(_INT_RE) if c.type == "int" else pd.to_numeric(s, errors="coerce").notna())
-            num = pd.to_numeric(s, errors="coerce")
-        else:
-            num = s.astype("float64")
-            ok = s.isna() | ((num == np.floor(num)) if c.type == "int" else True)
+        num, ok = _as_numbers(s, c.type)
         if not ok.all():
-            bad = s[~ok.astype(bool)]
+            bad = s[~ok]
             raise ContractError(contract.dataset, name, f"cannot be cast to {c.type}: {bad.size} value(s) such as "
                                 f"{bad.head(3).tolist()} (rows {bad.index[:3].tolist()})")
         if c.type == "float": out[name] = num.astype("float64")
-        else: out[name] = num.astype("int64") if num.notna().all() else num.astype("Int64")
+        else: out[name] = num.astype("int64") if num.notna().all() else num.astype("float64").astype("Int64")
     return out
 
 # %% ../nbs/12_contracts.ipynb #b850a8d1

@@ -15,6 +15,9 @@ import pandas as pd
 # %% ../nbs/72_serving.ipynb #2b1b5a85
 def parse_model_ref(ref:str)->tuple:
     "'name@alias' or 'name/version' -> (name, alias or None, version or None)"
+    if ":/" in ref or ref.startswith(("/", ".", "~")):  # models come from the registry only, never from a path or a runs:/ URI
+        raise ValueError(f"model reference '{ref}' is a path or URI; models are loaded only from the registry, "
+                         "as NAME@ALIAS (e.g. credit_pd@champion) or NAME/VERSION (e.g. credit_pd/3)")
     if "@" in ref:
         name, alias = ref.split("@", 1); return name, alias, None
     if "/" in ref:
@@ -130,6 +133,13 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
                   description=f"PD, score, grade and reason codes from model {info.get('name')} version {info.get('version')}")
     one = json_schema(contract)
     cols = list(contract["columns"])
+    problems = {"type": "object", "required": ["request_id", "errors"], "properties": {"request_id": {"type": "string"}, "errors": {
+        "type": "array", "items": {"type": "object", "required": ["field", "problem"],
+                                   "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}}}}
+    def refusals(*codes):  # documented in the OpenAPI schema, so clients (and schemathesis) know every answer
+        why = {400: "body is not JSON", 413: "too many applicants", 422: "a field is missing, unknown or invalid (named in errors)",
+               500: "the model failed (see the decision log)"}
+        return {c: {"description": why[c], "content": {"application/json": {"schema": problems}}} for c in codes}
 
     def _err(status, rid, problems):
         return JSONResponse({"request_id": rid, "errors": problems}, status_code=status)
@@ -138,9 +148,13 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
         try: return await request.json(), None
         except Exception: return None, _err(400, rid, [{"field": "(body)", "problem": "request body is not valid JSON"}])
 
+    ints = [c for c, s in contract["columns"].items() if s["type"] == "integer"]
+    def _typed(rec):  # 8.0 passes the check for an integer field; the model's signature wants the int 8
+        return {**rec, **{c: int(rec[c]) for c in ints if isinstance(rec.get(c), float)}}
+
     def _score(records, rid, t0):
         try:
-            out = decisions(model.predict(pd.DataFrame(records, columns=cols)))
+            out = decisions(model.predict(pd.DataFrame([_typed(r) for r in records], columns=cols)))
         except Exception as e:
             if log: log.write(request_id=rid, status="error", error=f"{type(e).__name__}: {e}"[:500], model=info)
             return None, _err(500, rid, [{"field": "(model)", "problem": "the model failed to score this request; see the decision log"}])
@@ -160,7 +174,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
     @app.get("/model", summary="the model served and its input contract")
     def model_info(): return {"model": info, "input": one}
 
-    @app.post("/score", summary="score one applicant",
+    @app.post("/score", summary="score one applicant", responses=refusals(400, 422, 500),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": one}}}})
     async def score(request: Request):
         rid, t0 = str(uuid.uuid4()), time.perf_counter()
@@ -173,7 +187,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
 
     batch = {"type": "object", "properties": {"applicants": {"type": "array", "items": one, "minItems": 1, "maxItems": max_batch}},
              "required": ["applicants"], "additionalProperties": False}
-    @app.post("/score/batch", summary=f"score up to {max_batch} applicants",
+    @app.post("/score/batch", summary=f"score up to {max_batch} applicants", responses=refusals(400, 413, 422, 500),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": batch}}}})
     async def score_batch(request: Request):
         rid, t0 = str(uuid.uuid4()), time.perf_counter()

@@ -67,3 +67,55 @@ def spark():
                                                "spark.default.parallelism": "2"})
     yield s
     stop_spark()
+
+
+@pytest.fixture(scope="session")
+def real_flow(tmp_path_factory):
+    """The flagship flow once per session in a throwaway project home: train, validate, approve, score, monitor.
+    Returns {"env" (the variables to set, see `use_flow`), "dir", "runs": {job: run_id}, "book"}; champion: credit_pd@champion.
+    The environment is restored afterwards, so other tests never see this flow's project home."""
+    import shutil
+    import mlflow
+    from mlcore.runner import run_job
+    from mlcore.synthetic import generate_loan_book
+    d = tmp_path_factory.mktemp("real_flow")
+    home = d / "home"
+    for sub in ("credit_pd", "contracts"): shutil.copytree(ROOT / "params" / sub, home / "params" / sub)
+    (home / "params" / "catalog.yaml").write_text(
+        "datasets:\n"
+        f"  german_credit: {{format: csv, path: {ROOT}/data/german_credit.csv, contract: params/contracts/german_credit.yaml,\n"
+        "                  target: {column: creditability, positive: bad, name: default}, max_quarantined_share: 0.0}\n"
+        f"  loan_book: {{format: parquet, path: {d}/loan_book, partition_by: snapshot_month, contract: params/contracts/loan_book.yaml}}\n"
+        f"  credit_pd_scores: {{format: parquet, path: {d}/scores, partition_by: snapshot_month}}\n")
+    uri = f"sqlite:///{d}/mlflow.db"
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri, "MLCORE_ARTIFACT_ROOT": str(d / "artifacts"),
+           "MLCORE_RUNS_DIR": str(d / "runs"), "MLCORE_AUDIT_LOG": str(d / "audit.jsonl"), "MLCORE_HOME": str(home),
+           "MLCORE_JOBS_DIR": str(ROOT / "nbs" / "jobs"), "MLCORE_DATA_DIR": str(ROOT / "data")}
+    mp = pytest.MonkeyPatch()
+    for k, v in env.items(): mp.setenv(k, v)
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+    generate_loan_book(months=2, rows_per_month=500, start="2024-11", seed=1).to_parquet(
+        d / "loan_book", partition_cols=["snapshot_month"], index=False)
+    runs, params = {}, home / "params" / "credit_pd"
+    for job, user, extra in [("train", "flow-trainer", []), ("validate", "flow-validator", []), ("score", "flow-scheduler", []),
+                             ("monitor", "flow-scheduler", [f"current={d}/scores", f"history_dir={d}/monitoring"])]:
+        mp.setenv("MLCORE_USER", user)
+        if job == "score":
+            from mlcore.governance import approve
+            approve("credit_pd", "challenger", "flow-approver", "test approval")
+        res = run_job(job, params / f"{job}.yaml", extra)
+        assert res.status == "FINISHED", f"{job}: {res.error}"
+        runs[job] = res.run_id
+    mp.undo()
+    return {"env": env, "dir": d, "runs": runs, "book": d / "loan_book"}
+
+
+@pytest.fixture
+def use_flow(real_flow, monkeypatch):
+    "Point this test's environment and MLflow at the `real_flow` store"
+    import mlflow
+    for k, v in real_flow["env"].items(): monkeypatch.setenv(k, v)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(real_flow["env"]["MLFLOW_TRACKING_URI"]); mlflow.set_registry_uri(real_flow["env"]["MLFLOW_TRACKING_URI"])
+    return real_flow
