@@ -275,7 +275,8 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     fp_train = tr.data.tags.get(f"mlcore.dataset.{dataset}.fingerprint")
     # the same split as training: same function, strategy, seed and out-of-time start
     split = split_sample(df, TARGET, strategy, test_size, seed, oot_from=oot_from)
-    pyf = mlflow.pyfunc.load_model(f"models:/{model}/{str(mv.version)}")
+    from mlcore.integrity import load_verified_model
+    pyf, _ = load_verified_model(f"{model}/{mv.version}")  # the sealed files only: a tampered version is refused
     inputs = pyf.metadata.get_input_schema().input_names() if pyf.metadata.get_input_schema() else [c_ for c_ in df.columns if c_ != TARGET]
     scale = _artifact(mv.run_id, "model/master_scale.json") if master_scale is None else master_scale
     scale = master_scale_dict(scale)

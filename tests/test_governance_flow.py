@@ -5,6 +5,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from conftest import cli
+from mlcore.integrity import TAG
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ def flow(tmp_path_factory):
     v1 = c.get_model_version("credit_pd", "1")
     for _ in range(2):  # two more versions of the same model, registered as training would (cheaper than training twice)
         mv = c.create_model_version("credit_pd", v1.source, run_id=v1.run_id)
-        for k in ("mlcore.trained_by", "mlcore.run_id"): c.set_model_version_tag("credit_pd", str(mv.version), k, v1.tags[k])
+        for k in ("mlcore.trained_by", "mlcore.run_id", TAG): c.set_model_version_tag("credit_pd", str(mv.version), k, v1.tags[k])
     passed = cli("run", "validate", "-f", "params/credit_pd/validate.yaml", "-p", "version=1", env={**env, "MLCORE_USER": "carol"})
     yield {"env": env, "dir": d, "passed": passed}
     mp.undo()
@@ -161,3 +162,26 @@ def test_renders_in_chromium(flow, tmp_path, what):
     else:
         assert "Model card: credit_pd version 1" in dom.stdout and "<table>" in dom.stdout
     shutil.copy(shot, flow["dir"] / shot.name)
+
+
+def test_validation_refuses_an_unsealed_or_tampered_version(flow, monkeypatch):
+    "Validators judge the files that were sealed at registration: an unsealed version is refused before any scoring"
+    from mlcore.governance import validate_version
+    from mlcore.integrity import ModelIntegrityError
+    from mlcore.validation import load_validation_config
+    monkeypatch.setenv("MLCORE_USER", "carol")
+    c = MlflowClient()
+    v1 = c.get_model_version("credit_pd", "1")
+    mv = c.create_model_version("credit_pd", v1.source, run_id=v1.run_id)
+    for k in ("mlcore.trained_by", "mlcore.run_id"): c.set_model_version_tag("credit_pd", str(mv.version), k, v1.tags[k])
+    cfg = load_validation_config("params/credit_pd/thresholds.yaml")
+    try:
+        with mlflow.start_run(experiment_id=c.get_experiment_by_name("credit_pd").experiment_id):
+            with pytest.raises(ModelIntegrityError, match=f"credit_pd version {mv.version} was never sealed"):
+                validate_version("credit_pd", str(mv.version), cfg["battery"], cfg["thresholds"], cfg["master_scale"])
+            c.set_model_version_tag("credit_pd", str(mv.version), TAG, "0" * 64)  # a digest the files do not have
+            with pytest.raises(ModelIntegrityError, match="does not match"):
+                validate_version("credit_pd", str(mv.version), cfg["battery"], cfg["thresholds"], cfg["master_scale"])
+        assert "mlcore.validation.status" not in c.get_model_version("credit_pd", str(mv.version)).tags
+    finally:
+        c.delete_model_version("credit_pd", str(mv.version))
