@@ -9,9 +9,14 @@ __all__ = ['register']
 import argparse
 
 # %% ../nbs/93_cli_deploy.ipynb #59badc25
+def _workers(v:str)->int:
+    n = int(v)
+    if n < 1: raise argparse.ArgumentTypeError(f"--workers must be at least 1, got {n}")
+    return n
+
 def _serve(a)->int:
     from mlcore.serving import serve
-    serve(a.model, a.host, a.port, a.decision_log)
+    serve(a.model, a.host, a.port, a.decision_log, a.workers)
     return 0
 
 def register(sub):
@@ -21,4 +26,7 @@ def register(sub):
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--decision-log", default=None, help="JSON-lines decision log (default: runs/decisions/NAME.jsonl)")
+    p.add_argument("--workers", type=_workers, default=1,
+                   help="worker processes, each loading and verifying the model once (default 1; about one per core)")
     p.set_defaults(func=_serve)
+
