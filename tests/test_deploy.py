@@ -118,11 +118,12 @@ def test_mlcore_serve_on_loopback(champion, tmp_path):
     p = subprocess.Popen([MLCORE, "serve", "--port", str(port), "--workers", "2", "--decision-log", str(tmp_path / "d.jsonl")], cwd=ROOT,
                          env=store, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(120):
+        for _ in range(240):   # the parent verifies the model, then each worker loads it: allow for a loaded machine
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
                     if r.status == 200: break
             except OSError: time.sleep(0.5)
+            if p.poll() is not None: pytest.fail(f"service exited: {p.stdout.read()[-2000:]}")
         else: pytest.fail("service never became ready")
         req = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=json.dumps(applicant()).encode(),
                                      headers={"Content-Type": "application/json"})
