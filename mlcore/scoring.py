@@ -141,15 +141,6 @@ def _lookup(col:str, values)->str:
     return f"CASE {col} {' '.join(f'WHEN {i} THEN {_dbl(v)}' for i, v in enumerate(values))} END"
 
 # %% ../nbs/46_scoring.ipynb #7b89cc16
-def _reason_ranks(self, tol:float=1e-9)->tuple:
-    "(per characteristic and bin, the global rank of (points lost, characteristic) in pandas' reason order or None; the characteristic of every rank)"
-    t = self.points_table()
-    lost = [t.loc[t.characteristic == s["name"], "points_lost"].to_numpy(dtype=float) for s in self.state["binning"]]
-    order = sorted(((-v, j, i) for j, l in enumerate(lost) for i, v in enumerate(l) if v > tol))  # most lost first, ties by characteristic
-    ranks = [[None]*len(l) for l in lost]
-    for r, (_, j, i) in enumerate(order): ranks[j][i] = r
-    return ranks, [self.state["characteristics"][j] for _, j, _ in order]
-
 def _spark_score(self, sdf,             # Spark DataFrame with the model characteristics
                  keep:list=()           # columns passed through (keys such as loan_id)
                 ):
@@ -164,33 +155,26 @@ def _spark_score(self, sdf,             # Spark DataFrame with the model charact
         def score_batches(batches):
             for b in batches: yield pd.concat([b[list(keep)], self.score(b)], axis=1)
         return sdf.select(*keep, *chars).mapInPandas(score_batches, schema)
-    sc, binning = self.state["scorecard"], self.state["binning"]
-    binned = sdf.select(*keep, *[F.expr(bin_sql(s)).alias(f"__bin{j}") for j, s in enumerate(binning)])
-    terms = [_lookup(f"__bin{j}", [sc["coef"][s["name"]]*b["woe"] for b in s["bins"]]) for j, s in enumerate(binning)]
-    # reasons: every (characteristic, bin) losing points has a global rank in pandas' order (points lost descending, ties by
-    # characteristic), so the top-k of a row are its k smallest ranks: k rounds of `least` over integers, no per-row sort
-    ranks, rank_chars = self._reason_ranks()
-    rank = [f"CASE __bin{j} {' '.join(f'WHEN {i} THEN {r}' for i, r in enumerate(rs) if r is not None)} END"
-            if any(r is not None for r in rs) else "CAST(NULL AS INT)" for j, rs in enumerate(ranks)]
+    sc, t = self.state["scorecard"], self.points_table()
+    binned = sdf.select(*keep, *[F.expr(bin_sql(s)).alias(f"__bin{j}") for j, s in enumerate(self.state["binning"])])
+    terms = [_lookup(f"__bin{j}", [sc["coef"][s["name"]]*b["woe"] for b in s["bins"]]) for j, s in enumerate(self.state["binning"])]
+    lost = [_lookup(f"__bin{j}", t.loc[t.characteristic == s["name"], "points_lost"]) for j, s in enumerate(self.state["binning"])]
     factor, offset = scaling(**self.state["scale"])
     logit = "(" + " + ".join([_dbl(sc["intercept"]), *terms]) + ")"
-    texts = f"array({', '.join(_str(self.state['reasons']['texts'][c]) for c in rank_chars) or 'NULL'})"
+    pairs = ", ".join(f"named_struct('neg', -{l}, 'i', {j})" for j, l in enumerate(lost))
+    ranked = f"filter(array_sort(array({pairs})), r -> r.neg < -1e-9)"
+    texts = f"array({', '.join(_str(self.state['reasons']['texts'][c]) for c in chars)})"
     ms = self.state["master_scale"]
     grade = "CASE " + " ".join(f"WHEN pd <= {_dbl(c)} THEN {_str(g)}" for g, c in zip(ms["grades"], ms["cutoffs"])) + \
             f" ELSE {_str(ms['grades'][-1])} END"
-    least = lambda xs: xs[0] if len(xs) == 1 else f"least({', '.join(xs)})"
-    scored = binned.select(*keep, F.expr(logit).alias("__logit"), *[F.expr(r).alias(f"__r{j}") for j, r in enumerate(rank)])
-    top = [F.expr(least([f"__r{j}" for j in range(len(rank))])).alias("__top1")]
-    for i in range(1, k):   # the next reason: the smallest rank above the previous one (NULL when none is left)
-        top.append(F.expr(least([f"CASE WHEN __r{j} > __top{i} THEN __r{j} END" for j in range(len(rank))])).alias(f"__top{i+1}"))
-    for i, c in enumerate(top): scored = scored.withColumn(f"__top{i+1}", c)
-    reasons = [F.expr(f"coalesce(element_at({texts}, __top{i+1} + 1), '')").alias(f"reason_{i+1}") for i in range(k)]
+    scored = binned.select(*keep, F.expr(logit).alias("__logit"), F.expr(ranked).alias("__ranked"))
     scored = scored.select(*keep, F.expr(f"{_dbl(1)} / ({_dbl(1)} + exp(-__logit))").alias("pd"),
-                           F.expr(f"{_dbl(offset)} - {_dbl(factor)} * __logit").alias("score"), *[f"__top{i+1}" for i in range(k)])
+                           F.expr(f"{_dbl(offset)} - {_dbl(factor)} * __logit").alias("score"), "__ranked")
+    reasons = [F.expr(f"CASE WHEN size(__ranked) >= {i+1} THEN element_at({texts}, element_at(__ranked, {i+1}).i + 1) ELSE '' END")
+               .alias(f"reason_{i+1}") for i in range(k)]
     return scored.select(*keep, "pd", "score", F.expr(grade).alias("grade"), *reasons)
 
-CreditModel.spark_score, CreditModel._reason_ranks = _spark_score, _reason_ranks
-
+CreditModel.spark_score = _spark_score
 
 # %% ../nbs/46_scoring.ipynb #b4f5700b
 class CreditPDModel(mlflow.pyfunc.PythonModel):

@@ -243,29 +243,6 @@ def test_failed_batch_write_publishes_nothing(champion, book, monkeypatch):
     assert pd.read_parquet(d / "scores" / "snapshot_month=2024-12").equals(before)  # the old partition is intact
 
 
-@pytest.mark.slow
-def test_tampered_or_unsealed_model_is_refused(champion):
-    "Integrity runs last in this module: it tampers with the champion's files"
-    import mlflow
-    from mlflow.tracking import MlflowClient
-    from mlcore.integrity import ModelIntegrityError, load_verified_model
-    from mlcore.serving import app_from_registry
-    champion, _ = champion
-    c = MlflowClient()
-    mlflow.pyfunc.load_model(f"models:/credit_pd/{champion.version}")  # MLflow's own loader writes bookkeeping into the store
-    model, mv = load_verified_model("credit_pd@champion")                 # ... which the seal must tolerate
-    assert str(mv.version) == str(champion.version)
-    # a version registered without a seal is refused
-    c.create_model_version("credit_pd", c.get_model_version_download_uri("credit_pd", champion.version), champion.run_id)
-    with pytest.raises(ModelIntegrityError, match="never sealed"): load_verified_model("credit_pd/2")
-    # change one byte of the stored model files: refused by the loader and by the service
-    store = Path(c.get_model_version_download_uri("credit_pd", champion.version).replace("file://", ""))
-    pkl = next(p for p in store.rglob("*") if p.is_file() and p.suffix in (".pkl", ".skops", ".json") and "model" in p.name)
-    pkl.write_bytes(pkl.read_bytes() + b"\0")
-    with pytest.raises(ModelIntegrityError, match="does not match"): load_verified_model("credit_pd@champion")
-    with pytest.raises(ModelIntegrityError): app_from_registry("credit_pd@champion")
-
-
 # --- performance paths: same answers as the reference paths ---
 def _noisy_book(n, seed):
     "Synthetic applicants with missing values, unseen categories and special/extreme numbers sprinkled in"
@@ -342,3 +319,26 @@ def test_row_ok_sql_agrees_with_reasons(spark):
     want = row_problems(d, ct)
     assert got.why.tolist() == want.tolist()
     assert got.ok.tolist() == (want == "").tolist() == [True, False, False, False, False, False, False, True]
+
+
+@pytest.mark.slow
+def test_tampered_or_unsealed_model_is_refused(champion):
+    "Integrity runs last in this module: it tampers with the champion's files"
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from mlcore.integrity import ModelIntegrityError, load_verified_model
+    from mlcore.serving import app_from_registry
+    champion, _ = champion
+    c = MlflowClient()
+    mlflow.pyfunc.load_model(f"models:/credit_pd/{champion.version}")  # MLflow's own loader writes bookkeeping into the store
+    model, mv = load_verified_model("credit_pd@champion")                 # ... which the seal must tolerate
+    assert str(mv.version) == str(champion.version)
+    # a version registered without a seal is refused
+    c.create_model_version("credit_pd", c.get_model_version_download_uri("credit_pd", champion.version), champion.run_id)
+    with pytest.raises(ModelIntegrityError, match="never sealed"): load_verified_model("credit_pd/2")
+    # change one byte of the stored model files: refused by the loader and by the service
+    store = Path(c.get_model_version_download_uri("credit_pd", champion.version).replace("file://", ""))
+    pkl = next(p for p in store.rglob("*") if p.is_file() and p.suffix in (".pkl", ".skops", ".json") and "model" in p.name)
+    pkl.write_bytes(pkl.read_bytes() + b"\0")
+    with pytest.raises(ModelIntegrityError, match="does not match"): load_verified_model("credit_pd@champion")
+    with pytest.raises(ModelIntegrityError): app_from_registry("credit_pd@champion")
