@@ -278,8 +278,8 @@ def test_row_scorer_matches_pandas_on_random_rows(champion):
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_spark_reason_ranks_break_ties_like_pandas(champion, spark):
-    "Two characteristics losing exactly the same points: Spark's rank-based top-k orders them as pandas does (model order)"
+def test_spark_reasons_break_ties_like_pandas(champion, spark):
+    "Two characteristics losing exactly the same points: Spark orders the reasons as pandas does (model order)"
     import copy
     import numpy as np
     from mlcore.integrity import load_verified_model
