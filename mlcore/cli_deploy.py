@@ -9,12 +9,17 @@ __all__ = ['register']
 import argparse
 
 # %% ../nbs/93_cli_deploy.ipynb #59badc25
+def _workers(v:str)->int:
+    n = int(v)
+    if n < 1: raise argparse.ArgumentTypeError(f"--workers must be at least 1, got {n}")
+    return n
+
 def _serve(a)->int:
     from mlflow.exceptions import MlflowException
     from mlcore.config import ConfigError
     from mlcore.integrity import ModelIntegrityError
     from mlcore.serving import serve
-    try: serve(a.model, a.host, a.port, a.decision_log)
+    try: serve(a.model, a.host, a.port, a.decision_log, a.workers)
     except (ValueError, ModelIntegrityError, MlflowException) as e:  # bad reference, unknown or tampered model: one clear line
         raise ConfigError("mlcore serve", "--model", str(e)) from None
     return 0
@@ -26,4 +31,7 @@ def register(sub):
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--decision-log", default=None, help="JSON-lines decision log (default: runs/decisions/NAME.jsonl)")
+    p.add_argument("--workers", type=_workers, default=1,
+                   help="worker processes, each loading and verifying the model once (default 1; about one per core)")
     p.set_defaults(func=_serve)
+

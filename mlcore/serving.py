@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['parse_model_ref', 'resolve_model', 'input_contract', 'check_record', 'decisions', 'DecisionLog',
-           'contract_from_signature', 'json_schema', 'create_app', 'model_contract', 'app_from_registry', 'serve']
+           'contract_from_signature', 'json_schema', 'RowScorer', 'row_scorer', 'create_app', 'model_contract',
+           'app_from_registry', 'app_from_env', 'serve']
 
 # %% ../nbs/72_serving.ipynb #bf2f305a
-import datetime as dt, hashlib, hmac, json, math, os, threading, time, uuid
+import bisect, datetime as dt, hashlib, hmac, json, math, os, threading, time, uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -101,7 +102,10 @@ class DecisionLog:
 
     def write(self, **entry):
         line = json.dumps({"ts": dt.datetime.now(dt.timezone.utc).isoformat(), **entry}, default=str)
-        with self._lock, open(self.path, "a") as f: f.write(line + "\n")
+        # one write(2) per line on an O_APPEND descriptor: lines from several service workers never interleave
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try: os.write(fd, (line + "\n").encode())
+        finally: os.close(fd)
 
 # %% ../nbs/72_serving.ipynb #987de0f6
 def contract_from_signature(schema)->dict:
@@ -120,12 +124,65 @@ def json_schema(contract:dict)->dict:
         props[f] = p
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
+# %% ../nbs/72_serving.ipynb #8075d158
+class RowScorer:
+    "Score applicant dicts with a scorecard's fitted state in plain Python (no frame per request), as `CreditModel.score` does"
+    def __init__(self, credit_model, tol:float=1e-9): # a scorecard CreditModel; tol: smaller points lost are no reason
+        from mlcore.scorecard import scaling
+        st = credit_model.state
+        if credit_model.challenger is not None or "scorecard" not in st: raise TypeError("RowScorer needs a scorecard CreditModel")
+        sc, t = st["scorecard"], credit_model.points_table()
+        self.intercept, self.k, self.tol = sc["intercept"], st["reasons"]["k"], tol
+        self.factor, self.offset = scaling(**st["scale"])
+        self.grades, self.cutoffs = list(st["master_scale"]["grades"]), [float(c) for c in st["master_scale"]["cutoffs"]]
+        self.specs = []
+        for s in st["binning"]:
+            lost = t.loc[t.characteristic == s["name"], "points_lost"].to_numpy(dtype=float).tolist()
+            terms = [sc["coef"][s["name"]]*float(b["woe"]) for b in s["bins"]]
+            look = ({"edges": [float(e) for e in s["edges"]], "special": {float(v) for v in s["special_values"]}} if s["kind"] == "numeric"
+                    else {"cats": {str(c): i for i, g in enumerate(s["categories"]) for c in g}, "k": len(s["categories"])})
+            self.specs.append((s["name"], s["kind"], look, terms, lost, st["reasons"]["texts"][s["name"]]))
+
+    def _bin(self, kind, look, x)->int:
+        "Bin index of one value (`bin_index` for one row)"
+        if kind == "numeric":
+            try: v = float(x)
+            except (TypeError, ValueError): v = math.nan
+            if math.isnan(v): return len(look["edges"]) + 2
+            if v in look["special"]: return len(look["edges"]) + 1
+            return bisect.bisect_left(look["edges"], v)
+        if x is None or (isinstance(x, float) and math.isnan(x)): return look["k"] + 1
+        return look["cats"].get(str(x), look["k"])
+
+    def decision(self, rec:dict)->dict:
+        "{'pd', 'score', 'grade', 'reasons'} of one applicant"
+        z, lost = self.intercept, []
+        for j, (name, kind, look, terms, pts, text) in enumerate(self.specs):
+            b = self._bin(kind, look, rec.get(name))
+            z = z + terms[b]
+            if pts[b] > self.tol: lost.append((-pts[b], j, text))
+        p = 1/(1 + math.exp(-z))
+        return {"pd": p, "score": self.offset - self.factor*z, "grade": self.grades[bisect.bisect_left(self.cutoffs, p)],
+                "reasons": [text for _, _, text in sorted(lost)[:self.k]]}
+
+    def decisions(self, records:list)->list: return [self.decision(r) for r in records]
+
+def row_scorer(model)->RowScorer|None:
+    "A `RowScorer` for an mlcore scorecard (loaded pyfunc or `CreditModel`), None for any other model"
+    from mlcore.scoring import CreditModel
+    try: cm = model.unwrap_python_model().model if hasattr(model, "unwrap_python_model") else model
+    except Exception: return None
+    if not isinstance(cm, CreditModel) or cm.challenger is not None: return None
+    return RowScorer(cm)
+
+
 # %% ../nbs/72_serving.ipynb #de3a2997
 def create_app(model,                  # object with .predict(pandas.DataFrame)
                contract:dict,          # input contract (see `input_contract`)
                info:dict,              # model identity: name, version, alias, run_id
                log:DecisionLog|None=None,
-               max_batch:int=100):
+               max_batch:int=100,
+               fast:bool=True):         # score an mlcore scorecard with `RowScorer` (same output, no pandas per request)
     "FastAPI app scoring single applicants and small batches"
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -133,6 +190,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
                   description=f"PD, score, grade and reason codes from model {info.get('name')} version {info.get('version')}")
     one = json_schema(contract)
     cols = list(contract["columns"])
+    scorer = row_scorer(model) if fast else None
     problems = {"type": "object", "required": ["request_id", "errors"], "properties": {"request_id": {"type": "string"}, "errors": {
         "type": "array", "items": {"type": "object", "required": ["field", "problem"],
                                    "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}}}}
@@ -154,7 +212,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
 
     def _score(records, rid, t0):
         try:
-            out = decisions(model.predict(pd.DataFrame([_typed(r) for r in records], columns=cols)))
+            out = scorer.decisions(records) if scorer else decisions(model.predict(pd.DataFrame([_typed(r) for r in records], columns=cols)))
         except Exception as e:
             if log: log.write(request_id=rid, status="error", error=f"{type(e).__name__}: {e}"[:500], model=info)
             return None, _err(500, rid, [{"field": "(model)", "problem": "the model failed to score this request; see the decision log"}])
@@ -227,7 +285,17 @@ def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
     log = DecisionLog(log_path or s.runs_dir/"decisions"/f"{mv.name}.jsonl")
     return create_app(model, contract, info, log, max_batch)
 
-def serve(ref:str="credit_pd@champion", host:str="127.0.0.1", port:int=8080, log_path:str|None=None):
+def app_from_env():
+    "The app each `serve` worker process builds (uvicorn factory): model reference and decision log from the environment"
+    return app_from_registry(os.environ.get("MLCORE_SERVE_MODEL", "credit_pd@champion"), os.environ.get("MLCORE_SERVE_DECISION_LOG") or None)
+
+def serve(ref:str="credit_pd@champion", host:str="127.0.0.1", port:int=8080, log_path:str|None=None,
+          workers:int=1):  # uvicorn worker processes; each loads and verifies the model once
     "Run the scoring service with uvicorn (loopback by default)"
     import uvicorn
-    uvicorn.run(app_from_registry(ref, log_path), host=host, port=port, log_level="info", access_log=False)
+    if workers <= 1:
+        uvicorn.run(app_from_registry(ref, log_path), host=host, port=port, log_level="info", access_log=False); return
+    app_from_registry(ref, log_path)    # fail fast (tampered model, bad reference) before any worker starts
+    os.environ.update(MLCORE_SERVE_MODEL=ref, MLCORE_SERVE_DECISION_LOG=str(log_path or ""))
+    uvicorn.run("mlcore.serving:app_from_env", factory=True, workers=workers, host=host, port=port, log_level="info", access_log=False)
+

@@ -111,21 +111,26 @@ def test_service_scores_champion_and_refuses_bad_input(champion, tmp_path):
 
 @pytest.mark.slow
 def test_mlcore_serve_on_loopback(champion, tmp_path):
+    "`mlcore serve --workers 2`: every worker loads the verified model; loopback only; one decision log"
     champion, store = champion
     from mlcore.cluster import free_port
     port = free_port()
-    p = subprocess.Popen([MLCORE, "serve", "--port", str(port), "--decision-log", str(tmp_path / "d.jsonl")], cwd=ROOT,
+    p = subprocess.Popen([MLCORE, "serve", "--port", str(port), "--workers", "2", "--decision-log", str(tmp_path / "d.jsonl")], cwd=ROOT,
                          env=store, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(120):
+        for _ in range(240):   # the parent verifies the model, then each worker loads it: allow for a loaded machine
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
                     if r.status == 200: break
             except OSError: time.sleep(0.5)
+            if p.poll() is not None: pytest.fail(f"service exited: {p.stdout.read()[-2000:]}")
         else: pytest.fail("service never became ready")
         req = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=json.dumps(applicant()).encode(),
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r: assert 0 < json.load(r)["decision"]["pd"] < 1
+        for _ in range(20):   # new connections: both workers answer
+            with urllib.request.urlopen(req, timeout=10) as r: assert 0 < json.load(r)["decision"]["pd"] < 1
+        lines = [json.loads(l) for l in (tmp_path / "d.jsonl").read_text().splitlines()]   # whole lines, none interleaved
+        assert len(lines) == 20 and {l["status"] for l in lines} == {"ok"}
         import psutil
         listening = {c.laddr.ip for c in psutil.Process(p.pid).net_connections() if c.status == "LISTEN"}
         assert listening == {"127.0.0.1"}
@@ -236,6 +241,84 @@ def test_failed_batch_write_publishes_nothing(champion, book, monkeypatch):
     names = sorted(x.name for x in (d / "scores").iterdir())
     assert names == ["_quarantine", "snapshot_month=2024-12"]          # no 2024-11, no staging left behind
     assert pd.read_parquet(d / "scores" / "snapshot_month=2024-12").equals(before)  # the old partition is intact
+
+
+# --- performance paths: same answers as the reference paths ---
+def _noisy_book(n, seed):
+    "Synthetic applicants with missing values, unseen categories and special/extreme numbers sprinkled in"
+    import numpy as np
+    from mlcore.synthetic import generate_loan_book
+    df = generate_loan_book(months=1, rows_per_month=n, start="2024-12", seed=seed)
+    rng = np.random.default_rng(seed)
+    for c in df.columns.drop(["loan_id", "snapshot_month", "default"]):
+        m = rng.random(len(df)) < 0.03
+        if df[c].dtype == object: df.loc[m, c] = None if rng.random() < 0.5 else "never seen"
+        else: df[c] = df[c].astype(float).mask(m, np.nan if rng.random() < 0.5 else -1e9)
+    return df
+
+
+@pytest.mark.slow
+def test_row_scorer_matches_pandas_on_random_rows(champion):
+    "The service's fast path gives the pandas path's PD, score, grade and reasons on thousands of random rows"
+    import numpy as np
+    from mlcore.integrity import load_verified_model
+    from mlcore.serving import RowScorer, decisions, row_scorer
+    pyf, _ = load_verified_model("credit_pd@champion")
+    cm = pyf.unwrap_python_model().model
+    assert isinstance(row_scorer(pyf), RowScorer)
+    df = _noisy_book(3000, seed=5)
+    X = df[cm.state["characteristics"]]
+    got, exp = row_scorer(pyf).decisions(X.to_dict("records")), decisions(cm.score(X))
+    np.testing.assert_allclose([g["pd"] for g in got], [e["pd"] for e in exp], rtol=0, atol=1e-12)
+    np.testing.assert_allclose([g["score"] for g in got], [e["score"] for e in exp], rtol=0, atol=1e-9)
+    assert [g["grade"] for g in got] == [e["grade"] for e in exp]
+    assert [g["reasons"] for g in got] == [e["reasons"] for e in exp]
+    assert sum(len(e["reasons"]) for e in exp) > 3000 and len({e["grade"] for e in exp}) > 3   # a test that can fail
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_reasons_break_ties_like_pandas(champion, spark):
+    "Two characteristics losing exactly the same points: Spark orders the reasons as pandas does (model order)"
+    import copy
+    import numpy as np
+    from mlcore.integrity import load_verified_model
+    from mlcore.scoring import CreditModel
+    cm = load_verified_model("credit_pd@champion")[0].unwrap_python_model().model
+    st = copy.deepcopy(cm.state)
+    a = st["characteristics"][1]
+    spec = copy.deepcopy(next(s for s in st["binning"] if s["name"] == a)); spec["name"] = "twin"
+    st["characteristics"].insert(0, "twin"); st["binning"].insert(0, spec)
+    st["scorecard"]["coef"]["twin"] = st["scorecard"]["coef"][a]; st["reasons"]["texts"]["twin"] = "twin of " + a
+    tw = CreditModel(st)
+    df = _noisy_book(500, seed=8)
+    df["twin"] = df[a]
+    X = df[["loan_id", *st["characteristics"]]]
+    exp = tw.score(X)
+    got = tw.spark_score(spark.createDataFrame(X), keep=["loan_id"]).toPandas()
+    got = got.set_index("loan_id").loc[X["loan_id"]].reset_index(drop=True)
+    np.testing.assert_allclose(got["pd"], exp["pd"], rtol=0, atol=1e-9)
+    cols = ["grade", *[f"reason_{i+1}" for i in range(st["reasons"]["k"])]]
+    assert (got[cols].to_numpy() == exp[cols].to_numpy()).all()
+    both = exp[cols[1:]].apply(lambda r: "twin of " + a in set(r) and cm.state["reasons"]["texts"][a] in set(r), axis=1)
+    assert both.sum() > 10                                                        # ties really happened
+
+
+@pytest.mark.spark
+def test_row_ok_sql_agrees_with_reasons(spark):
+    "The cheap filter that picks rows to score is true exactly where the reason text is empty (pandas and Spark)"
+    import pandas as pd
+    from mlcore.batch import row_ok_sql, row_problems, row_problems_sql
+    ct = {"columns": {"amount": {"type": "number", "min": 1, "max": 100}, "n": {"type": "integer", "min": 0, "max": None},
+                      "purpose": {"type": "string", "categories": ["car", "tv"]}, "note": {"type": "string"}}}
+    d = pd.DataFrame({"amount": [5.0, 500.0, None, 7.0, float("nan"), float("inf"), 1.0, 100.0],
+                      "n": [1, 2, 3, None, 5, 6, -1, 0], "purpose": ["car", "yacht", "tv", None, "tv", "car", "car", "tv"],
+                      "note": ["x", None, "y", "z", "w", "v", "u", "t"]})
+    got = spark.createDataFrame(d.astype({"n": "Int64"})).selectExpr(
+        f"{row_problems_sql(ct)} AS why", f"{row_ok_sql(ct)} AS ok").toPandas()
+    want = row_problems(d, ct)
+    assert got.why.tolist() == want.tolist()
+    assert got.ok.tolist() == (want == "").tolist() == [True, False, False, False, False, False, False, True]
 
 
 @pytest.mark.slow
