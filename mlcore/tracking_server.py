@@ -151,7 +151,7 @@ def _ts_start(self:TrackingServer, timeout:float=120):
 def _ts_stop(self:TrackingServer):
     if self.proc is not None and self.proc.poll() is None:
         os.killpg(self.proc.pid, signal.SIGTERM)
-        try: self.proc.wait(timeout=30)
+        try: self.proc.wait(timeout=5)  # uvicorn waits for open keep-alive connections; do not wait for long
         except subprocess.TimeoutExpired: os.killpg(self.proc.pid, signal.SIGKILL); self.proc.wait()
     if getattr(self, "_logf", None): self._logf.close()
     self.proc = None
