@@ -161,6 +161,8 @@ HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",   # retries per request t
 def _writable_folder(folder:Path, what:str)->Path:
     "Create `folder` if needed and prove we can write in it; `EnvironmentProblem` otherwise"
     from mlcore.tracking import EnvironmentProblem
+    if folder.exists() and not folder.is_dir():
+        raise EnvironmentProblem(f"the {what} {folder} is not a writable folder (a file is in the way)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder/f".probe-{os.getpid()}"
