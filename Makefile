@@ -150,3 +150,18 @@ synthetic-100m: $(STAMP) check-java
 # Spark-only contract validation of the 100M-row book with driver memory 2g (run synthetic-100m first)
 validate-100m: $(STAMP) check-java
 	$(PY) bench/bench_contracts.py --spark-only --dataset loan_book_100m --driver-memory 2g
+
+# --- reliability ---
+.PHONY: tracking-server soak-concurrency test-spark-faults
+# MLflow tracking server on 127.0.0.1:5001 backed by a private PostgreSQL cluster in tracking-server/ (kept across
+# restarts); then `export MLFLOW_TRACKING_URI=http://127.0.0.1:5001`. Needs PostgreSQL's server binaries (apt-get install postgresql)
+tracking-server: $(STAMP)
+	$(BIN)/mlcore tracking-server --port $${PORT:-5001}
+
+# 8 real trainings started at once, on the tracking server (PostgreSQL) and on the embedded SQLite file (make test runs 4)
+soak-concurrency: $(STAMP) check-java
+	MLCORE_SOAK_JOBS=8 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_concurrency.py tests/test_reliability_server.py -k concurrent
+
+# a Spark worker SIGKILLed (with its executor) during a batch score on a 2-worker standalone cluster (about 3-4 minutes)
+test-spark-faults: $(STAMP) check-java
+	MLCORE_SPARK_FAULTS=1 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_faults.py -k "worker"

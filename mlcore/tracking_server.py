@@ -190,5 +190,6 @@ def _cmd_tracking_server(a)->int:
         print(f"mlcore: the MLflow server stopped (exit code {srv.proc.returncode}); see {srv.log}", file=sys.stderr); return 1
     except KeyboardInterrupt: return 0
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, signal.SIG_IGN)  # a second signal must not skip the cleanup
         srv.stop()
         if pg: pg.stop()

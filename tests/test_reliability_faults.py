@@ -161,12 +161,12 @@ spark = spark_session(master=master, conf={"spark.executor.memory": "512m", "spa
                                            "spark.task.maxFailures": "4"})
 load = catalog.load
 def slow_load(*a, **k):
-    "The input as 8 partitions, each announcing itself and taking 3 s: the worker dies while tasks run"
+    "The input as 8 partitions, each announcing itself and taking 2 s: the worker dies while tasks run"
     df = load(*a, **k)
     if k.get("spark") is None: return df
     def slow(batches):
         (markers / uuid.uuid4().hex).write_text("")
-        time.sleep(3)
+        time.sleep(2)
         yield from batches
     return df.repartition(8).mapInPandas(slow, df.schema)
 catalog.load = slow_load
