@@ -21,13 +21,14 @@ end_job_run()"""
 
 
 @pytest.mark.slow
-def test_concurrent_jobs_on_embedded_sqlite(jobs, store, tmp_path):
+def test_concurrent_jobs_on_embedded_sqlite(jobs, store, tmp_path, monkeypatch):
     """N_JOBS jobs registering the same model started at once on a new SQLite file: every run complete, versions 1..N, each
     from its own run. `make test` uses a light registering job; `make soak-concurrency` runs 8 real trainings instead."""
     client = MlflowClient()
     if os.environ.get("MLCORE_SOAK_JOBS"):
         from mlcore.governance import AuditLog
-        env = {**store, "MLCORE_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
+        monkeypatch.delenv("MLCORE_JOBS_DIR")  # the project's own jobs
+        env = {**{k: v for k, v in store.items() if k != "MLCORE_JOBS_DIR"}, "MLCORE_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
         t0 = time.time()
         res = check_trainings(wait_all(start_all(N_JOBS, env, TRAIN_LIGHT)), client)
         print(f"{N_JOBS} concurrent trainings on SQLite: {len(res['runs'])} runs recorded in {time.time() - t0:.0f}s")

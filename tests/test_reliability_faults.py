@@ -120,6 +120,42 @@ def test_output_that_cannot_be_written_publishes_nothing(champion, book):
     assert published(d / "noquarantine") == [] and sorted(x.name for x in (d / "noquarantine").iterdir()) == ["_quarantine"]
 
 
+HANGING_SCORE = r'''
+import sys, time
+from pathlib import Path
+import pandas as pd
+from mlcore.batch import score_dataset
+def half_then_hang(self, path, *a, **k):
+    Path(path).write_bytes(b"PAR1 half a file")
+    print("writing", flush=True)
+    time.sleep(600)
+pd.DataFrame.to_parquet = half_then_hang
+score_dataset("credit_pd@champion", "loan_book", "killed_scores", "2024-12", "loan_id", "pandas", "run-killed", catalog_file=sys.argv[1])
+'''
+
+
+@pytest.mark.slow
+def test_score_sigkilled_mid_write_publishes_nothing_and_rerun_is_exact(champion, book, killed_then_rerun):
+    "A batch score killed while writing its output: readers see no partition; the rerun publishes exactly the scored rows"
+    from mlcore.batch import score_dataset
+    d, cat = book
+    with open(cat, "a") as f: f.write(f"  killed_scores: {{format: parquet, path: {d / 'killed_scores'}, partition_by: snapshot_month}}\n")
+    p = subprocess.Popen([sys.executable, "-c", HANGING_SCORE, cat], cwd=ROOT, env=killed_then_rerun["env"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "writing", "the score never reached its write"
+        p.send_signal(signal.SIGKILL); p.wait(timeout=30)
+    finally:
+        if p.poll() is None: p.kill()
+    out = d / "killed_scores"
+    # only a hidden staging folder (and the empty quarantine folder checked before writing)
+    assert published(out) == [] and sorted(x.name[:9] for x in out.iterdir()) == [".staging-", "_quaranti"]
+    assert list((out / "_quarantine").iterdir()) == []
+    s = score_dataset("credit_pd@champion", "loan_book", "killed_scores", "2024-12", "loan_id", "pandas", "run-again", catalog_file=cat)
+    assert (s["rows_scored"], s["rows_quarantined"]) == (397, 3)
+    again = pd.read_parquet(out)  # the whole dataset, as a reader sees it: the killed run's half file is not in it
+    assert len(again) == 397 and again.loan_id.is_unique and set(again.run_id) == {"run-again"}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(ROOT_USER, reason="root ignores file permissions; the file-where-a-folder-should-be case covers root")
 def test_read_only_output_folder_publishes_nothing(champion, book):
