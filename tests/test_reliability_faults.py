@@ -215,7 +215,7 @@ print(json.dumps({**s, "seconds": round(time.time() - t0)}))
 
 @pytest.mark.spark
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("MLCORE_SPARK_FAULTS"), reason="about 2 minutes on 2 cores: run with `make test-spark-faults`")
+@pytest.mark.skipif(not os.environ.get("MLCORE_SPARK_FAULTS"), reason="3 to 4 minutes on 2 cores: run with `make test-spark-faults`")
 def test_worker_killed_during_batch_score_on_standalone_cluster(champion, book, killed_then_rerun):
     "Two workers; one is SIGKILLed (with its executor) while scoring tasks run: Spark reruns them, the row count is exact"
     from mlcore.cluster import StandaloneCluster
