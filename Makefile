@@ -158,9 +158,11 @@ validate-100m: $(STAMP) check-java
 tracking-server: $(STAMP)
 	$(BIN)/mlcore tracking-server --port $${PORT:-5001}
 
-# 8 real trainings started at once, on the tracking server (PostgreSQL) and on the embedded SQLite file (make test runs 4)
+# 8 real trainings started at once, on the tracking server (PostgreSQL) and on the embedded SQLite file (make test runs 4),
+# and SQLite locked by another writer while a job runs
 soak-concurrency: $(STAMP) check-java
-	MLCORE_SOAK_JOBS=8 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_concurrency.py tests/test_reliability_server.py -k concurrent
+	MLCORE_SOAK_JOBS=8 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_concurrency.py tests/test_reliability_server.py \
+	  -k "concurrent or locked_mid_run"
 
 # a Spark worker SIGKILLed (with its executor) during a batch score on a 2-worker standalone cluster (about 3-4 minutes)
 test-spark-faults: $(STAMP) check-java

@@ -95,6 +95,8 @@ def test_sqlite_locked_at_start_is_reported_clearly(slow_job, store):
     assert not (Path(store["MLCORE_RUNS_DIR"]) / "ok").exists()  # no run folder for the refused job
 
 
+@pytest.mark.skipif(not os.environ.get("MLCORE_SOAK_JOBS"), reason="about 1 minute; `make soak-concurrency` runs it (the server "
+                    "outage test covers the same runner path in `make test`)")
 def test_sqlite_locked_mid_run_is_reported_clearly(slow_job, store):
     "The lock arrives while the job runs: the job does not report success; exit 3 with the SQLite message; the run ends not FINISHED"
     p = subprocess.Popen([MLCORE, "run", "slowlog", "-p", "seconds=1"], cwd=ROOT, env=store, stdout=subprocess.PIPE,
