@@ -169,3 +169,20 @@ soak: $(STAMP)
 # the property-based tests with ten times the examples `make test` uses
 fuzz: $(STAMP) check-java
 	MLCORE_FUZZ_EXAMPLES=600 $(BIN)/pytest -s tests/test_fuzz_params.py tests/test_fuzz_contracts.py tests/test_fuzz_scoring.py tests/test_fuzz_service.py
+
+# --- reliability ---
+.PHONY: tracking-server soak-concurrency test-spark-faults
+# MLflow tracking server on 127.0.0.1:5001 backed by a private PostgreSQL cluster in tracking-server/ (kept across
+# restarts); then `export MLFLOW_TRACKING_URI=http://127.0.0.1:5001`. Needs PostgreSQL's server binaries (apt-get install postgresql)
+tracking-server: $(STAMP)
+	$(BIN)/mlcore tracking-server --port $${PORT:-5001}
+
+# 8 real trainings started at once, on the tracking server (PostgreSQL) and on the embedded SQLite file (make test runs 4),
+# and SQLite locked by another writer while a job runs
+soak-concurrency: $(STAMP) check-java
+	MLCORE_SOAK_JOBS=8 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_concurrency.py tests/test_reliability_server.py \
+	  -k "concurrent or locked_mid_run"
+
+# a Spark worker SIGKILLed (with its executor) during a batch score on a 2-worker standalone cluster (about 3-4 minutes)
+test-spark-faults: $(STAMP) check-java
+	MLCORE_SPARK_FAULTS=1 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_faults.py -k "worker"

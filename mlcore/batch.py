@@ -205,6 +205,12 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
     score = score_spark if engine == "spark" else score_pandas
     scored, quarantined = score(cm, df, contract, key, info, carry)
     target = catalog.dataset_path(spec_out)
+    for folder in (target, target/"_quarantine"):  # prove both writable first: never publish scores without their quarantine
+        try:
+            if folder.exists() and not folder.is_dir(): raise OSError(20, "a file is in the way")
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder/f".probe-{uuid.uuid4().hex[:6]}"; probe.write_text(""); probe.unlink()
+        except OSError as e: raise OSError(e.errno, f"output folder {folder} is not writable ({e.strerror or e}); nothing published") from None
     where = f"{part_col}={partition}" if part_col else None
     drop = [part_col] if part_col else []
     n = {"in": df.count() if engine == "spark" else len(df)}   # Spark: no cache and no counting pass over the output

@@ -15,7 +15,8 @@ from .runner import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
 # Modules that add command groups (`mlcore data ...`, `mlcore approve ...`). Each has
 # `register(subparsers)`, adds its parsers with `set_defaults(func=handler)`, and keeps heavy
 # imports inside its handlers so that `mlcore --help` stays fast.
-PLUGINS = ["mlcore.cli_data", "mlcore.cli_deploy", "mlcore.cli_governance", "mlcore.monitor_cli"]
+PLUGINS = ["mlcore.cli_data", "mlcore.cli_deploy", "mlcore.cli_governance", "mlcore.monitor_cli",
+           "mlcore.tracking_server"]
 
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcore", description="mlcore: run and inspect ML jobs")
@@ -84,6 +85,7 @@ def main(argv:list|None=None)->int:
         return EXIT_KILLED
     except Exception as e:
         from mlcore.spark import JavaMissing
-        if isinstance(e, JavaMissing): print(f"mlcore: error: {e}", file=sys.stderr); return EXIT_ENV
+        from mlcore.tracking import EnvironmentProblem
+        if isinstance(e, (JavaMissing, EnvironmentProblem)): print(f"mlcore: error: {e}", file=sys.stderr); return EXIT_ENV
         raise
     return EXIT_USAGE
