@@ -186,13 +186,14 @@ def end_job_run():
 
 # %% ../nbs/02_tracking.ipynb #1066aceb
 def log_sklearn_model(model,                    # fitted scikit-learn estimator with predict_proba
-                      X_example:pd.DataFrame,   # a few input rows: signature and example
+                      X_example:pd.DataFrame,   # input rows: only their columns and types are stored (the signature)
                       registered_model_name:str|None=None, # register under this name
                       name:str="model"):
     "Log (and register) a scikit-learn model; returns MLflow's ModelInfo"
     from mlflow.models import infer_signature
     sig = infer_signature(X_example, model.predict_proba(X_example))
-    info = mlflow.sklearn.log_model(model, name=name, signature=sig, input_example=X_example.head(5),
+    # no input_example: it would store applicants' rows with the model (see mlcore.privacy); the signature is enough
+    info = mlflow.sklearn.log_model(model, name=name, signature=sig,
                                     registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba")
     if registered_model_name and info.registered_model_version is not None:
         c, v = MlflowClient(), str(info.registered_model_version)
