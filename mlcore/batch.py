@@ -39,41 +39,34 @@ def row_problems(df:pd.DataFrame, contract:dict)->pd.Series:
 # %% ../nbs/74_batch.ipynb #a2c1a90c
 def _q(v): return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
+def _column_checks(c:str, s:dict)->list:
+    "[(condition a valid value meets, reason when it does not)] for one contract column, in the order `row_problems` reports them"
+    col = f"`{c}`"
+    checks = [(f"{col} IS NOT NULL", "missing")]
+    if s["type"] == "string":
+        if s.get("categories"): checks.append((f"CAST({col} AS STRING) IN ({', '.join(map(_q, s['categories']))})", "unknown category"))
+        return checks
+    v = f"CAST({col} AS DOUBLE)"
+    checks.append((f"NOT ({v} IS NULL OR isnan({v}) OR {v} IN (double('inf'), double('-inf')))", "not a finite number"))
+    rng = [f"{v} >= {float(s['min'])!r}" for _ in [0] if s.get("min") is not None] + \
+          [f"{v} <= {float(s['max'])!r}" for _ in [0] if s.get("max") is not None]
+    if rng: checks.append((" AND ".join(rng), "out of range"))
+    return checks
+
 def row_problems_sql(contract:dict)->str:
-    "Spark SQL expression giving the same reason text as `row_problems`"
+    "Spark SQL expression giving the same reason text as `row_problems`: a check is reported when the column's earlier checks hold"
     parts = []
     for c, s in contract["columns"].items():
-        col = f"`{c}`"
-        parts.append(f"CASE WHEN {col} IS NULL THEN {_q(c + ': missing')} END")
-        if s["type"] == "string":
-            if s.get("categories"):
-                parts.append(f"CASE WHEN {col} IS NOT NULL AND CAST({col} AS STRING) NOT IN ({', '.join(map(_q, s['categories']))}) "
-                             f"THEN {_q(c + ': unknown category')} END")
-            continue
-        v = f"CAST({col} AS DOUBLE)"
-        bad = f"({v} IS NULL OR isnan({v}) OR {v} IN (double('inf'), double('-inf')))"
-        parts.append(f"CASE WHEN {col} IS NOT NULL AND {bad} THEN {_q(c + ': not a finite number')} END")
-        conds = [f"{v} < {float(s['min'])!r}" for _ in [0] if s.get("min") is not None] + \
-                [f"{v} > {float(s['max'])!r}" for _ in [0] if s.get("max") is not None]
-        if conds: parts.append(f"CASE WHEN {col} IS NOT NULL AND NOT {bad} AND ({' OR '.join(conds)}) THEN {_q(c + ': out of range')} END")
+        held = []
+        for cond, why in _column_checks(c, s):
+            parts.append(f"CASE WHEN {' AND '.join([*held, f'NOT ({cond})'])} THEN {_q(f'{c}: {why}')} END")
+            held.append(cond)
     return f"concat_ws('; ', {', '.join(parts)})"
 
 # %% ../nbs/74_batch.ipynb #df25022b
 def row_ok_sql(contract:dict)->str:
     "Spark SQL condition true exactly where `row_problems_sql` gives '' (a plain conjunction: cheap, and no text built per row)"
-    conds = []
-    for c, s in contract["columns"].items():
-        col = f"`{c}`"
-        conds.append(f"{col} IS NOT NULL")
-        if s["type"] == "string":
-            if s.get("categories"): conds.append(f"CAST({col} AS STRING) IN ({', '.join(map(_q, s['categories']))})")
-            continue
-        v = f"CAST({col} AS DOUBLE)"
-        conds.append(f"NOT ({v} IS NULL OR isnan({v}) OR {v} IN (double('inf'), double('-inf')))")
-        if s.get("min") is not None: conds.append(f"{v} >= {float(s['min'])!r}")
-        if s.get("max") is not None: conds.append(f"{v} <= {float(s['max'])!r}")
-    return " AND ".join(conds) or "TRUE"
-
+    return " AND ".join(cond for c, s in contract["columns"].items() for cond, _ in _column_checks(c, s)) or "TRUE"
 
 # %% ../nbs/74_batch.ipynb #b73d0a96
 def output_columns(k:int, key:str, carry:list=())->list:

@@ -1,29 +1,17 @@
 """Property-based: contracts and the data checked against them. Any contract mapping is a Contract or a ConfigError
 naming the key; any frame is split into valid + quarantined rows (nothing lost, valid rows really valid) or refused
 with a ContractError naming the column; Spark agrees with pandas on the counts."""
-import collections, json, math, os, re
-from pathlib import Path
+import re
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-from conftest import ROOT
+from hypothesis import given, settings, strategies as st
+from fuzzkit import N, figures_fixture
 from mlcore.config import ConfigError
 from mlcore.contracts import ContractError, cast_to_contract, contract_from_dict, validate
 
-N = int(os.environ.get("MLCORE_FUZZ_EXAMPLES", "60"))
-settings.register_profile("mlcore-fuzz", max_examples=N, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.load_profile("mlcore-fuzz")
-TALLY = collections.Counter()
+TALLY, figures = figures_fixture(__file__)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def figures():
-    yield
-    out = ROOT / ".tmp" / "fuzz-figures"; out.mkdir(parents=True, exist_ok=True)
-    (out / f"{Path(__file__).stem}.json").write_text(json.dumps(TALLY, indent=1))
-    print(f"\n{Path(__file__).stem}: {dict(TALLY)}")
 
 
 CONTRACT = {"dataset": "fuzz", "primary_key": ["id"],

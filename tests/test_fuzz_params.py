@@ -1,29 +1,16 @@
 """Property-based: parameter and settings files with random types, missing and extra keys, NaN/inf, huge values,
 unicode and YAML oddities end in a valid value or a ConfigError naming the file and the key; never anything else."""
-import collections, datetime as dt, json, math, os
-from pathlib import Path
+import math
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 from conftest import ROOT
+from fuzzkit import figures_fixture
 from mlcore.config import ConfigError, Settings, from_dict, read_yaml, load_settings
 from mlcore.runner import job_parameters, resolve_params, parse_overrides
 
-# bounded and derandomised: `make test` stays fast and reproducible; MLCORE_FUZZ_EXAMPLES raises the budget
-N = int(os.environ.get("MLCORE_FUZZ_EXAMPLES", "60"))
-settings.register_profile("mlcore-fuzz", max_examples=N, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.load_profile("mlcore-fuzz")
-TALLY = collections.Counter()
+TALLY, figures = figures_fixture(__file__)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def figures():
-    "Print and keep the figures of this module (cases tried, clear errors, successes)"
-    yield
-    out = ROOT / ".tmp" / "fuzz-figures"; out.mkdir(parents=True, exist_ok=True)
-    (out / f"{Path(__file__).stem}.json").write_text(json.dumps(TALLY, indent=1))
-    print(f"\n{Path(__file__).stem}: {dict(TALLY)}")
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.integers(-10**40, 10**40),

@@ -2,33 +2,21 @@
 types, NaN/inf, huge values, empty frames, unicode categories, duplicated keys, missing and extra columns/fields.
 Every row is scored with a finite PD equal to the PD of its clean twin, or quarantined with a reason; every request
 is answered 200 or a 4xx naming the field; never a 5xx, never a traceback from inside a library."""
-import collections, json, math, os
-from pathlib import Path
+import json, math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-from conftest import ROOT
+from hypothesis import given, strategies as st
+from fuzzkit import figures_fixture
 from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES
 from mlcore.scorecard import ScorecardModel
 from mlcore.scoring import CreditModel, CreditPDModel
 from mlcore.serving import input_contract, create_app
 from mlcore.batch import row_problems, score_pandas
 
-N = int(os.environ.get("MLCORE_FUZZ_EXAMPLES", "60"))
-settings.register_profile("mlcore-fuzz", max_examples=N, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.load_profile("mlcore-fuzz")
-TALLY = collections.Counter()
+TALLY, figures = figures_fixture(__file__)
 BOUNDS = {"duration_in_month": [1, 120], "credit_amount": [1, 1000000], "installment_rate_in_percentage_of_disposable_income": [1, 4]}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def figures():
-    yield
-    out = ROOT / ".tmp" / "fuzz-figures"; out.mkdir(parents=True, exist_ok=True)
-    (out / f"{Path(__file__).stem}.json").write_text(json.dumps(TALLY, indent=1))
-    print(f"\n{Path(__file__).stem}: {dict(TALLY)}")
 
 
 @pytest.fixture(scope="module")

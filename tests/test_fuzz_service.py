@@ -1,13 +1,12 @@
 """The REST service under a bounded schemathesis run against its own OpenAPI schema (in-process, ASGI app of the real
 flow's champion): no 5xx, status codes, content types and bodies conform to the schema."""
 import collections, json, os
-from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from conftest import ROOT
+from fuzzkit import N
 
 pytestmark = pytest.mark.slow
-N = int(os.environ.get("MLCORE_FUZZ_EXAMPLES", "60"))
 
 
 def test_service_conforms_to_its_openapi_schema(use_flow, tmp_path):
