@@ -223,6 +223,51 @@ def test_batch_scores_same_on_pandas_and_spark_and_reruns_replace(champion, book
     assert sorted(qs.quarantine_reason) == sorted(q.quarantine_reason)
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.parametrize("plan", ["parquet row groups", "spark dataframe"])
+def test_spark_batch_checks_keys_on_staged_output_and_skips_empty_quarantine(champion, spark, tmp_path, monkeypatch, plan):
+    "Both Spark plans score without a key shuffle, find duplicated keys in the staged output and score again exactly; a clean partition gets an empty quarantine"
+    import pandas as pd
+    import mlcore.batch as batch
+    from mlcore.synthetic import generate_loan_book
+    if plan == "spark dataframe": monkeypatch.setattr(batch, "_parquet_plan", lambda *a, **k: None)  # as for CSV or cast inputs
+    df = generate_loan_book(months=2, rows_per_month=300, start="2025-01", seed=5)
+    df = df.astype({"loan_id": "Int64", "credit_amount": "Int64"})   # integers with gaps stay integers (else the catalog must cast)
+    jan = df.index[df.snapshot_month == "2025-01"]
+    df.loc[jan[1], "loan_id"] = df.loc[jan[0], "loan_id"]           # a key twice, both copies valid
+    df.loc[jan[3], "loan_id"] = df.loc[jan[2], "loan_id"]           # a key twice, one copy breaks the contract
+    df.loc[jan[3], "credit_amount"] = None
+    df.loc[jan[4], "loan_id"] = pd.NA                                # no key
+    df.loc[jan[5], "purpose"] = "spaceship"                          # an unknown category
+    df.to_parquet(tmp_path / "book", partition_cols=["snapshot_month"], index=False, row_group_size=100)  # 3 row groups: 3 tasks
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(f"datasets:\n  book: {{format: parquet, path: {tmp_path / 'book'}, partition_by: snapshot_month, "
+                   f"contract: {ROOT / 'params' / 'contracts' / 'loan_book.yaml'}}}\n"   # as in params/catalog.yaml
+                   f"  out: {{format: parquet, path: {tmp_path / 'out'}, partition_by: snapshot_month}}\n")
+    def run(engine, month):
+        s = batch.score_dataset("credit_pd@champion", "book", "out", month, "loan_id", engine, f"run-{engine}", spark=spark, catalog_file=str(cat))
+        got = (pd.read_parquet(tmp_path / "out" / f"snapshot_month={month}").sort_values("loan_id").reset_index(drop=True),
+               pd.read_parquet(tmp_path / "out" / "_quarantine" / f"snapshot_month={month}"))
+        return s, got
+    (sp, (ss, sq)), (pp, (ps, pq)) = run("spark", "2025-01"), run("pandas", "2025-01")
+    assert sp["plan"] == "spark dataframe, exact key check"           # the fast plan found the duplicates; the exact plan published
+    assert (sp["rows_in"], sp["rows_scored"], sp["rows_quarantined"]) == (pp["rows_in"], pp["rows_scored"], pp["rows_quarantined"]) == (300, 294, 6)
+    assert ss.loan_id.tolist() == ps.loan_id.tolist() and ss.loan_id.is_unique
+    assert (ss.pd == ps.pd).all() and (ss.reason_1 == ps.reason_1).all()
+    key = lambda q: sorted(zip(q.loan_id.astype("Int64").astype(str), q.quarantine_reason))
+    assert key(sq) == key(pq)
+    assert sorted(sq.quarantine_reason) == ["loan_id: duplicated key", "loan_id: duplicated key", "loan_id: duplicated key",
+                                            "loan_id: duplicated key; credit_amount: missing", "loan_id: missing key", "purpose: unknown category"]
+    (s, (ss, sq)), (p, (ps, pq)) = run("spark", "2025-02"), run("pandas", "2025-02")   # clean: one plan, one pass
+    assert s["plan"] == plan and (s["rows_scored"], s["rows_quarantined"]) == (p["rows_scored"], p["rows_quarantined"]) == (300, 0)
+    assert ss.columns.tolist() == ps.columns.tolist() and ss.loan_id.tolist() == ps.loan_id.tolist()
+    pd.testing.assert_frame_equal(ss.drop(columns=["run_id", "scored_at"]), ps.drop(columns=["run_id", "scored_at"]), check_dtype=False)
+    s, (ss, sq) = run("spark", "2025-02")
+    assert len(sq) == 0 and sq.columns.tolist() == pq.columns.tolist()      # an empty quarantine with its columns
+    assert not [x for x in (tmp_path / "out").rglob(".*") if x.name.startswith((".staging", ".part-", ".replaced"))]  # nothing left behind
+
+
 @pytest.mark.slow
 def test_failed_batch_write_publishes_nothing(champion, book, monkeypatch):
     import pandas as pd
