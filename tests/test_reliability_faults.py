@@ -206,6 +206,17 @@ def slow_load(*a, **k):
         yield from batches
     return df.repartition(8).mapInPandas(slow, df.schema)
 catalog.load = slow_load
+import mlcore.batch, pandas as pd
+row_groups = mlcore.batch._score_row_groups
+def slow_row_groups(task, *a, **k):
+    "The same for the Parquet row-group plan (the default for this input): each task announces itself and takes 2 s"
+    (markers / uuid.uuid4().hex).write_text("")
+    time.sleep(2)
+    return row_groups(task, *a, **k)
+mlcore.batch._score_row_groups = slow_row_groups
+part = next(Path(l.split("path: ")[1].split(",")[0]) for l in Path(cat).read_text().splitlines() if "loan_book:" in l) / "snapshot_month=2024-12"
+(f,) = part.glob("*.parquet")
+pd.read_parquet(f).to_parquet(f, index=False, row_group_size=50)   # 8 row groups: 4 tasks on the 2 cores
 t0 = time.time()
 s = score_dataset("credit_pd@champion", "loan_book", "spark_scores", "2024-12", "loan_id", "spark", "run-spark-fault", spark=spark, catalog_file=cat)
 stop_spark()
