@@ -179,7 +179,12 @@ def publish_many(parts:list,       # [(write, target, partition)]: as the argume
             write(staging)
             if not staging.exists(): raise RuntimeError(f"the writer produced nothing in {staging}")
         if check: check([s for s, _ in staged])
-        for staging, final in staged: _swap(staging, final, run_id)
+        import fcntl
+        lock = os.open(Path(parts[0][1]), os.O_RDONLY)   # the first target folder itself is the lock (no lock file)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)              # one run swaps at a time: its parts go in together
+            for staging, final in staged: _swap(staging, final, run_id)
+        finally: os.close(lock)                           # closing releases the lock, also when a swap fails
         return [f for _, f in staged]
     finally:
         for staging, _ in staged:

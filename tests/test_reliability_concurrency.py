@@ -126,3 +126,24 @@ def test_sqlite_locked_mid_run_is_reported_clearly(slow_job, store):
     assert r.returncode == 0 and manifest["run_id"] in r.stdout
     run = MlflowClient().get_run(manifest["run_id"])
     assert run.info.status == "KILLED" and "after_wait" not in run.data.metrics
+
+
+def test_concurrent_publishes_keep_scores_and_quarantine_from_one_run(tmp_path, monkeypatch):
+    """Two runs publish the same partition (scores + quarantine) at once, their swaps interleaved on purpose: the published
+    pair always comes from one run. Without the lock in `publish_many` this ends with one run's scores and the other's quarantine."""
+    import pandas as pd
+    import mlcore.batch as batch
+    swap, pause = batch._swap, {"run-a": 0.6, "run-b": 0.05}
+    def slow_swap(staging, final, run_id):
+        swap(staging, final, run_id); time.sleep(pause[run_id])   # run-a is slow between its two swaps
+    monkeypatch.setattr(batch, "_swap", slow_swap)
+    target = tmp_path / "scores"
+    def publish(run_id, delay):
+        def w(p): p.mkdir(parents=True); pd.DataFrame({"run": [run_id]}).to_parquet(p / "part-0.parquet")
+        batch.publish_many([(w, target, "m=1"), (w, target / "_quarantine", "m=1")], run_id, lambda staged: time.sleep(delay))
+    ts = [threading.Thread(target=publish, args=a) for a in (("run-a", 0.0), ("run-b", 0.2))]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    got = [pd.read_parquet(target / "m=1").run[0], pd.read_parquet(target / "_quarantine" / "m=1").run[0]]
+    assert got == ["run-b", "run-b"], got          # run-b waited for run-a's two swaps, then replaced both
+    assert not [x for x in target.rglob(".*")]     # no staging, no replaced version, no lock file left
