@@ -74,12 +74,16 @@ def _on_values(x, fn):
     import pyarrow as pa
     return fn(x.dictionary).take(x.indices) if pa.types.is_dictionary(x.type) else fn(x)
 
+def _is_text(t)->bool:
+    import pyarrow as pa
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
 def _fast_check(x, s:dict):
     "Boolean Arrow array: the value passes the contract column `s` (null where missing); None without a fast path for the type"
     import pyarrow as pa, pyarrow.compute as pc
     t = x.type.value_type if pa.types.is_dictionary(x.type) else x.type
     if s["type"] == "string":
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t)): return None
+        if not _is_text(t): return None
         cats = s.get("categories")
         return _on_values(x, lambda v: pc.is_in(v, value_set=pa.array(cats, v.type)) if cats else pc.is_valid(v))
     if not (pa.types.is_integer(t) or pa.types.is_floating(t)): return None
@@ -114,6 +118,10 @@ def output_columns(k:int, key:str, carry:list=())->list:
     "Columns of a scored dataset"
     return [key, *carry, "pd", "score", "grade", *[f"reason_{i+1}" for i in range(k)], "model_name", "model_version", "run_id", "scored_at"]
 
+def _provenance(info:dict)->dict:
+    "The columns every scored row carries about who scored it: model name and version, run id, scoring time"
+    return {"model_name": info["name"], "model_version": str(info["version"]), "run_id": info["run_id"], "scored_at": info["scored_at"]}
+
 def _with_key_problems(why:pd.Series, k:pd.Series, key:str, duplicates:bool=True)->pd.Series:
     "Reasons with a missing or duplicated key put first: such rows cannot be told apart downstream, so none of them is scored"
     dup = k.duplicated(keep=False).to_numpy() if duplicates else np.zeros(len(k), bool)
@@ -129,7 +137,7 @@ def score_pandas(credit_model, df:pd.DataFrame, contract:dict, key:str, info:dic
     ok = (why == "").to_numpy()
     good = df.loc[ok]
     scored = pd.concat([good[[key, *carry]].reset_index(drop=True), credit_model.score(good[list(contract["columns"])]).reset_index(drop=True)], axis=1)
-    scored = scored.assign(model_name=info["name"], model_version=str(info["version"]), run_id=info["run_id"], scored_at=info["scored_at"])
+    scored = scored.assign(**_provenance(info))
     quarantined = df.loc[~ok].assign(quarantine_reason=why[~ok].to_numpy(), run_id=info["run_id"])
     if len(scored) + len(quarantined) != len(df): raise AssertionError("rows lost while scoring")
     return scored[output_columns(credit_model.state["reasons"]["k"], key, carry)], quarantined
@@ -146,8 +154,7 @@ def score_spark(credit_model, sdf, contract:dict, key:str, info:dict, carry:list
     sdf = sdf.withColumn("__key_problem", kp)
     is_ok = F.expr(row_ok_sql(contract)) & F.col("__key_problem").isNull()
     scored = (credit_model.spark_score(sdf.filter(is_ok), keep=[key, *carry])
-              .withColumns({"model_name": F.lit(info["name"]), "model_version": F.lit(str(info["version"])),
-                            "run_id": F.lit(info["run_id"]), "scored_at": F.lit(info["scored_at"])}))
+              .withColumns({k: F.lit(v) for k, v in _provenance(info).items()}))
     quarantined = (sdf.filter(~is_ok)   # the reason text is built for the few rows that fail, not for every row
                    .withColumns({"quarantine_reason": F.concat_ws("; ", "__key_problem", F.expr(f"nullif({row_problems_sql(contract)}, '')")),
                                  "run_id": F.lit(info["run_id"])}).drop("__key_problem"))
@@ -199,10 +206,8 @@ def publish(write,               # function(staging_dir) that writes the partiti
 
 
 # %% ../nbs/74_batch.ipynb #a77a0012
-_ARROW_TYPES = {"int": "integer", "float": "floating", "str": "string"}
-
 def _parquet_plan(spec, partition:str, contract, settings=None)->list|None:
-    "Files of the partition when it can be scored as Parquet row groups (see above), else None"
+    "`[(file, Parquet metadata)]` of the partition when it can be scored as Parquet row groups (see above), else None"
     import pyarrow as pa, pyarrow.parquet as pq
     from mlcore import catalog
     if spec.format != "parquet" or spec.target: return None
@@ -211,7 +216,8 @@ def _parquet_plan(spec, partition:str, contract, settings=None)->list|None:
     if not folder.is_dir() or any(x.is_dir() for x in folder.iterdir()): return None
     files = sorted(f for f in folder.glob("*.parquet") if not f.name.startswith((".", "_")))
     if not files: return None
-    schemas = [pq.read_schema(f) for f in files]
+    meta = [pq.read_metadata(f) for f in files]   # the footers, read once: schema, row groups, row counts
+    schemas = [m.schema.to_arrow_schema() for m in meta]
     if any(not s.equals(schemas[0]) for s in schemas[1:]): return None
     if contract is not None:
         from mlcore.contracts import _check_columns
@@ -219,12 +225,9 @@ def _parquet_plan(spec, partition:str, contract, settings=None)->list|None:
         _check_columns([*names, *([spec.partition_by] if spec.partition_by else [])], contract)  # the catalog's error for a missing column
         for name, c in contract.columns.items():
             if name not in names: continue                    # the partition column, from the folder name (text)
-            t = schemas[0].field(name).type
-            kind = _ARROW_TYPES.get(c.type)
-            ok = {"integer": pa.types.is_integer, "floating": pa.types.is_floating,
-                  "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)}.get(kind, lambda t: False)(t)
-            if not ok: return None                            # the catalog would cast: leave it to the DataFrame plan
-    return files
+            same = {"int": pa.types.is_integer, "float": pa.types.is_floating, "str": _is_text}.get(c.type)
+            if not (same and same(schemas[0].field(name).type)): return None  # the catalog would cast: leave it to the DataFrame plan
+    return list(zip(files, meta))
 
 def _score_row_groups(task,                 # (part number, [(file, row group), ...])
                      credit_model, contract:dict, key:str, carry:list, info:dict,
@@ -236,7 +239,7 @@ def _score_row_groups(task,                 # (part number, [(file, row group), 
     j, groups = task
     def batches():
         for f, rg in groups:
-            strings = [x.name for x in pq.read_schema(f) if pa.types.is_string(x.type) or pa.types.is_large_string(x.type)]
+            strings = [x.name for x in pq.read_schema(f) if _is_text(x.type)]
             yield from pq.ParquetFile(f, read_dictionary=strings).iter_batches(batch_size=batch_rows, row_groups=[rg], use_threads=False)
     const = lambda v, n: pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([str(v)], pa.string()))
     writers, n = {}, {"in": 0, "ok": 0, "q": 0}
@@ -253,8 +256,7 @@ def _score_row_groups(task,                 # (part number, [(file, row group), 
             good = b if ok.all() else b.filter(pa.array(ok))
             if good.num_rows:
                 s = credit_model.score_arrow(good, keep=[key, *carry], dictionary=True)
-                for c in ("model_name", "model_version", "run_id", "scored_at"):
-                    s = s.append_column(c, const(info[{"model_name": "name", "model_version": "version"}.get(c, c)], s.num_rows))
+                for c, v in _provenance(info).items(): s = s.append_column(c, const(v, s.num_rows))
                 write("ok", s)
             if not ok.all():
                 bad = b.filter(pa.array(~ok))
@@ -267,9 +269,9 @@ def _score_row_groups(task,                 # (part number, [(file, row group), 
     return n
 
 def _score_parquet(spark, files:list, credit_model, contract:dict, key:str, carry:list, info:dict, staging:dict, drop:list)->dict:
-    "Score the row groups of `files` in about two Spark tasks per core (balanced by rows), writing into `staging`; returns row counts"
+    "Score the row groups of `files` (`_parquet_plan`) in about two Spark tasks per core (balanced by rows), writing into `staging`; returns row counts"
     import functools, heapq, pyarrow as pa, pyarrow.parquet as pq
-    groups = [(pq.ParquetFile(f).metadata.row_group(rg).num_rows, str(f), rg) for f in files for rg in range(pq.ParquetFile(f).num_row_groups)]
+    groups = [(m.row_group(rg).num_rows, str(f), rg) for f, m in files for rg in range(m.num_row_groups)]
     n_tasks = min(len(groups), 2*spark.sparkContext.defaultParallelism)   # a task has a fixed cost in the Python worker
     heap, tasks = [(0, j) for j in range(n_tasks)], [(j, []) for j in range(n_tasks)]
     for rows, f, rg in sorted(groups, reverse=True):                      # largest first, each to the least loaded task
@@ -278,7 +280,7 @@ def _score_parquet(spark, files:list, credit_model, contract:dict, key:str, carr
                             staging={k: str(v) for k, v in staging.items()}, drop=list(drop))
     counts = spark.sparkContext.parallelize(tasks, max(len(tasks), 1)).map(run).collect() if tasks else []
     if not any(Path(staging["q"]).glob("*.parquet")):   # nothing quarantined: an empty part with the quarantine's columns
-        s = pq.read_schema(files[0])
+        s = files[0][1].schema.to_arrow_schema()
         s = pa.schema([x for x in s if x.name not in drop] + [pa.field("quarantine_reason", pa.string()), pa.field("run_id", pa.string())])
         pq.write_table(s.empty_table(), Path(staging["q"])/"part-00000.parquet")
     return {k: sum(c[k] for c in counts) for k in ("in", "ok", "q")}
@@ -346,8 +348,7 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
             from mlcore.spark import spark_session
             spark = spark_session()
     if files:
-        import pyarrow.parquet as pq
-        cols = [*pq.read_schema(files[0]).names, *([part_col] if part_col else [])]
+        cols = [*files[0][1].schema.to_arrow_schema().names, *([part_col] if part_col else [])]
         df = None
     else:
         df = catalog.load(dataset, engine, partitions=partition or None, spark=spark, catalog=catalog_file)
@@ -364,7 +365,7 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
     where = f"{part_col}={partition}" if part_col else None
     drop = [part_col] if part_col else []
     if files:   # rows in, from the source files' footers
-        n = {"in": sum(pq.ParquetFile(f).metadata.num_rows for f in files)}
+        n = {"in": sum(m.num_rows for _, m in files)}
         if n["in"] == 0 and spec_in.contract:
             from mlcore.contracts import ContractError
             raise ContractError(dataset, None, "the data is empty (no rows); expected at least one row")

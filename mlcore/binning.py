@@ -152,14 +152,16 @@ def bin_labels(spec:dict)->list:
         return [f"({a}, {b}]" for a, b in zip(lo, hi)] + ["special", "missing"]
     return [", ".join(g) for g in spec["categories"]] + ["other", "missing"]
 
+def _numeric_bins(v:np.ndarray, spec:dict)->np.ndarray:
+    "Bin of every value of a float array (NaN = missing) of a numeric characteristic"
+    e = np.asarray(spec["edges"], dtype=float)
+    idx = np.searchsorted(e, v, side="left")
+    idx = np.where(np.isin(v, spec["special_values"]), len(e)+1, idx)
+    return np.where(np.isnan(v), len(e)+2, idx).astype(np.int64)
+
 def bin_index(x:pd.Series, spec:dict)->np.ndarray:
     "Bin of every row of one characteristic (pandas)"
-    if spec["kind"] == "numeric":
-        v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
-        e = np.asarray(spec["edges"], dtype=float)
-        idx = np.searchsorted(e, v, side="left")
-        idx = np.where(np.isin(v, spec["special_values"]), len(e)+1, idx)
-        return np.where(np.isnan(v), len(e)+2, idx).astype(np.int64)
+    if spec["kind"] == "numeric": return _numeric_bins(pd.to_numeric(x, errors="coerce").to_numpy(dtype=float), spec)
     lookup = {c: i for i, g in enumerate(spec["categories"]) for c in g}
     k = len(spec["categories"])
     miss = x.isna().to_numpy()
@@ -180,11 +182,7 @@ def bin_index_arrow(x, spec:dict)->np.ndarray:
     if spec["kind"] == "numeric":
         if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)):
             return bin_index(x.to_pandas(), spec)
-        v = pc.cast(x, pa.float64()).to_numpy(zero_copy_only=False)   # nulls become NaN, as pd.to_numeric gives
-        e = np.asarray(spec["edges"], dtype=float)
-        idx = np.searchsorted(e, v, side="left")
-        if len(spec["special_values"]): idx = np.where(np.isin(v, spec["special_values"]), len(e)+1, idx)
-        return np.where(np.isnan(v), len(e)+2, idx).astype(np.int64)
+        return _numeric_bins(pc.cast(x, pa.float64()).to_numpy(zero_copy_only=False), spec)  # nulls become NaN, as pd.to_numeric gives
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)): return bin_index(x.to_pandas(), spec)
     cats = [c for g in spec["categories"] for c in g]
     k = len(spec["categories"])

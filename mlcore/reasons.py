@@ -86,9 +86,9 @@ def faithfulness(lost:np.ndarray,   # the ranking's points lost, rows × charact
                 )->dict:
     "Share of rows whose top reason (and whole top-k ranking) gains most when moved to its best bin"
     lost, gain = np.asarray(lost, dtype=float), np.asarray(gain, dtype=float)
-    order = np.argsort(-lost, axis=1, kind="stable")[:, :k]
-    n = (np.take_along_axis(lost, order, axis=1) > tol).sum(1)
-    g = np.take_along_axis(gain, order, axis=1)
+    order = top_reason_index(lost, k, tol)          # reasons first, -1 (none) after them
+    n = (order >= 0).sum(1)
+    g = np.take_along_axis(gain, order, axis=1)     # only the first n of each row are used
     rows = n >= 2
     top = [(g[i, 0] > tol) and (g[i, 0] >= g[i, 1:n[i]] - tol).all() for i in np.flatnonzero(rows)]
     ranking = [(g[i, :n[i]-1] >= g[i, 1:n[i]] - tol).all() for i in np.flatnonzero(rows)]

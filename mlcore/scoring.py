@@ -57,18 +57,20 @@ class CreditModel:
 
 # %% ../nbs/46_scoring.ipynb #aa3be0d5
 def _one_thread(f):
-    "Run `f` with one OpenMP thread (gradient boosting on batches: threads cost more than they bring, see ChallengerModel)"
+    "Run method `f` of a challenger with one OpenMP thread (gradient boosting on batches: threads cost more than they bring, see ChallengerModel)"
     import functools
     @functools.wraps(f)
-    def g(*a, **k):
-        with threadpool_limits(1, user_api="openmp"): return f(*a, **k)
+    def g(self, *a, **k):
+        if self.challenger is None: return f(self, *a, **k)   # a scorecard runs no OpenMP code: no limit to set per call
+        with threadpool_limits(1, user_api="openmp"): return f(self, *a, **k)
     return g
 
 def _lookup_tables(self)->dict:
-    "Per characteristic, arrays indexed by bin: WoE, and (scorecard) points lost; reason texts with '' last (no reason)"
+    "Per characteristic, arrays indexed by bin: WoE, and (scorecard) points lost; grades; reason texts with '' last (no reason)"
     if getattr(self, "_tables", None) is None:
-        b, chars = self.state["binning"], self.state["characteristics"]
-        t = {"woe": [np.array([x["woe"] for x in s["bins"]], dtype=float) for s in b],
+        b, chars, ms = self.state["binning"], self.state["characteristics"], self.state["master_scale"]
+        check_master_scale(ms["grades"], ms["cutoffs"])
+        t = {"woe": [np.array([x["woe"] for x in s["bins"]], dtype=float) for s in b], "grades": np.asarray(ms["grades"], dtype=object),
              "texts": np.asarray([*(self.state["reasons"]["texts"][c] for c in chars), ""], dtype=object)}
         if (pt := self.points_table()) is not None:
             t["lost"] = [pt.loc[pt.characteristic == s["name"], "points_lost"].to_numpy(dtype=float) for s in b]
@@ -79,10 +81,12 @@ def _check_inputs(self, columns):
     if missing := [c for c in self.state["characteristics"] if c not in columns]:
         raise KeyError(f"input lacks model characteristic(s) {missing}")
 
-def _bins(self, df:pd.DataFrame)->np.ndarray:
-    "Bin of every model characteristic (rows × characteristics, model order)"
-    self._check_inputs(df.columns)
-    return np.column_stack([bin_index(df[s["name"]], s) for s in self.state["binning"]]) if len(self.state["binning"]) else np.zeros((len(df), 0), int)
+def _bins(self, data)->np.ndarray:
+    "Bin of every model characteristic (rows × characteristics, model order) of a pandas frame or a pyarrow RecordBatch/Table"
+    if isinstance(data, pd.DataFrame): names, n, col, bins = data.columns, len(data), data.__getitem__, bin_index
+    else: names, n, col, bins = data.schema.names, data.num_rows, data.column, bin_index_arrow
+    self._check_inputs(names)
+    return np.column_stack([bins(col(s["name"]), s) for s in self.state["binning"]]) if self.state["binning"] else np.zeros((n, 0), int)
 
 def _woe_of_bins(self, B:np.ndarray)->np.ndarray:
     return np.column_stack([w[B[:, j]] for j, w in enumerate(self._lookup_tables()["woe"])]) if B.shape[1] else np.zeros((len(B), 0))
@@ -151,18 +155,15 @@ def _contributions(self, df:pd.DataFrame)->pd.DataFrame:
 @_one_thread
 def _reasons(self, df:pd.DataFrame)->np.ndarray:
     "Characteristic of each of the top-k reasons per row (None where fewer)"
-    B = self._bins(df)
-    return np.asarray([*self.state["characteristics"], None], dtype=object)[
-        top_reason_index(self._points_lost(B, self._woe_of_bins(B)), self.state["reasons"]["k"], self._reason_tol())]
+    return np.asarray([*self.state["characteristics"], None], dtype=object)[self._outputs(self._bins(df))[3]]
 
 @_one_thread
 def _score(self, df:pd.DataFrame)->pd.DataFrame:
     "PD, score, grade and reason texts of every row"
     p, s, g, r = self._outputs(self._bins(df))
-    texts = self._lookup_tables()["texts"]
-    check_master_scale(self.state["master_scale"]["grades"], self.state["master_scale"]["cutoffs"])
-    out = pd.DataFrame({"pd": p, "score": s, "grade": np.asarray(self.state["master_scale"]["grades"], dtype=object)[g]}, index=df.index)
-    for i in range(r.shape[1]): out[f"reason_{i+1}"] = texts[r[:, i]]
+    t = self._lookup_tables()
+    out = pd.DataFrame({"pd": p, "score": s, "grade": t["grades"][g]}, index=df.index)
+    for i in range(r.shape[1]): out[f"reason_{i+1}"] = t["texts"][r[:, i]]
     return out
 
 @_one_thread
@@ -177,27 +178,20 @@ CreditModel.points_table, CreditModel._points_lost, CreditModel.reasons, CreditM
 CreditModel._contributions_woe, CreditModel.contributions, CreditModel._reason_tol = _contributions_woe, _contributions, _reason_tol
 
 # %% ../nbs/46_scoring.ipynb #7b89cc16
+@_one_thread
 def _score_arrow(self, batch,        # pyarrow RecordBatch or Table with the model characteristics
                  keep:list=(),       # columns passed through unchanged (keys such as loan_id)
                  dictionary:bool=False # grade and reasons as dictionary arrays (no string copied per row; for Parquet)
                 ):
     "PD, score, grade and reason texts of every row of an Arrow batch (same numbers as `score`), as a batch of the same kind"
-    if self.challenger is not None:
-        with threadpool_limits(1, user_api="openmp"): return self._score_arrow_(batch, keep, dictionary)
-    return self._score_arrow_(batch, keep, dictionary)
-
-def _score_arrow_(self, batch, keep, dictionary):
     import pyarrow as pa
-    self._check_inputs(batch.schema.names)
-    B = np.column_stack([bin_index_arrow(batch.column(s["name"]), s) for s in self.state["binning"]]) \
-        if self.state["binning"] else np.zeros((batch.num_rows, 0), int)
-    p, s, g, r = self._outputs(B)
-    ms = self.state["master_scale"]
-    texts = pa.array(self._lookup_tables()["texts"].tolist(), pa.string())
+    p, s, g, r = self._outputs(self._bins(batch))
+    t = self._lookup_tables()
+    texts = pa.array(t["texts"].tolist(), pa.string())
     def pick(values, idx):
         idx = pa.array(idx.astype(np.int32))
         return pa.DictionaryArray.from_arrays(idx, values) if dictionary else values.take(idx)
-    cols = [pa.array(p, pa.float64()), pa.array(s, pa.float64()), pick(pa.array(ms["grades"], pa.string()), g)]
+    cols = [pa.array(p, pa.float64()), pa.array(s, pa.float64()), pick(pa.array(t["grades"].tolist(), pa.string()), g)]
     cols += [pick(texts, np.where(r[:, i] < 0, len(texts) - 1, r[:, i])) for i in range(r.shape[1])]
     names = [*keep, "pd", "score", "grade", *[f"reason_{i+1}" for i in range(r.shape[1])]]
     return type(batch).from_arrays([*(batch.column(c) for c in keep), *cols], names=names)
@@ -221,7 +215,7 @@ def _spark_score(self, sdf,             # Spark DataFrame with the model charact
     return (sdf.select(*[F.col(f"`{c}`") for c in keep], u(*[F.col(f"`{c}`") for c in chars]).alias("__scored"))
                .select(*[F.col(f"`{c}`") for c in keep], *[F.col(f"__scored.{c}") for c in out_cols]))
 
-CreditModel.score_arrow, CreditModel._score_arrow_, CreditModel.spark_score = _score_arrow, _score_arrow_, _spark_score
+CreditModel.score_arrow, CreditModel.spark_score = _score_arrow, _spark_score
 
 # %% ../nbs/46_scoring.ipynb #6b8e5614
 def _bin_value(spec:dict, i:int, dtype):

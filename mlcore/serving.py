@@ -131,14 +131,13 @@ class RowScorer:
         from mlcore.scorecard import scaling
         st = credit_model.state
         if credit_model.challenger is not None or "scorecard" not in st: raise TypeError("RowScorer needs a scorecard CreditModel")
-        sc, t = st["scorecard"], credit_model.points_table()
+        sc, t = st["scorecard"], credit_model._lookup_tables()   # WoE and points lost per bin, as the pandas path uses them
         self.intercept, self.k, self.tol = sc["intercept"], st["reasons"]["k"], tol
         self.factor, self.offset = scaling(**st["scale"])
         self.grades, self.cutoffs = list(st["master_scale"]["grades"]), [float(c) for c in st["master_scale"]["cutoffs"]]
         self.specs = []
-        for s in st["binning"]:
-            lost = t.loc[t.characteristic == s["name"], "points_lost"].to_numpy(dtype=float).tolist()
-            terms = [sc["coef"][s["name"]]*float(b["woe"]) for b in s["bins"]]
+        for j, s in enumerate(st["binning"]):
+            lost, terms = t["lost"][j].tolist(), (sc["coef"][s["name"]]*t["woe"][j]).tolist()
             look = ({"edges": [float(e) for e in s["edges"]], "special": {float(v) for v in s["special_values"]}} if s["kind"] == "numeric"
                     else {"cats": {str(c): i for i, g in enumerate(s["categories"]) for c in g}, "k": len(s["categories"])})
             self.specs.append((s["name"], s["kind"], look, terms, lost, st["reasons"]["texts"][s["name"]]))
