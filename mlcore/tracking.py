@@ -8,7 +8,7 @@ __all__ = ['tracking_uri', 'artifact_location', 'configure_tracking', 'experimen
            'frame_fingerprint', 'log_dataset', 'start_job_run', 'end_job_run', 'log_sklearn_model']
 
 # %% ../nbs/02_tracking.ipynb #c90acf9b
-import atexit, getpass, hashlib, os, socket, subprocess
+import atexit, getpass, hashlib, os, random, socket, subprocess, time
 from pathlib import Path
 import mlflow
 import pandas as pd
@@ -151,6 +151,18 @@ def frame_fingerprint(df:pd.DataFrame)->str:
     return h.hexdigest()
 
 # %% ../nbs/02_tracking.ipynb #284c2a0e
+_LOST_RACE = ("duplicate key value violates unique constraint", "UNIQUE constraint failed", "Duplicate entry")
+
+def _log_input(ds, context:str, tries:int=5, pause:float=0.2):
+    "`mlflow.log_input`, again when another run registered the same dataset between the store's lookup and insert"
+    for attempt in range(1, tries + 1):
+        try: return mlflow.log_input(ds, context=context)
+        except mlflow.exceptions.MlflowException as e:
+            # The store looks the dataset up, then inserts it: two runs logging one new dataset at once both insert,
+            # and the loser's transaction is rolled back whole. Trying again finds the winner's record and links it.
+            if attempt == tries or not any(m in str(e) for m in _LOST_RACE): raise
+            time.sleep(pause * attempt * (1 + random.random()))
+
 def log_dataset(df:pd.DataFrame,     # the data as read
                 name:str,            # dataset name (catalog name)
                 source:str|Path|None=None, # where it was read from
@@ -161,7 +173,7 @@ def log_dataset(df:pd.DataFrame,     # the data as read
     mlflow.set_tags({f"mlcore.dataset.{name}.fingerprint": fp, f"mlcore.dataset.{name}.rows": str(len(df)),
                      f"mlcore.dataset.{name}.source": str(source or "(in memory)")})
     ds = mlflow.data.from_pandas(df, source=str(source) if source else None, name=name, digest=fp[:32])
-    mlflow.log_input(ds, context=context)
+    _log_input(ds, context)
     return fp
 
 # %% ../nbs/02_tracking.ipynb #2c2c450d

@@ -37,8 +37,12 @@ def on_server(team, store, monkeypatch):
 
 
 def listening(pid: int) -> set:
-    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    return {c.laddr.ip for p in procs for c in p.net_connections() if c.status == "LISTEN"}
+    "Addresses the process and its children listen on (a child that exits while we look, such as a backend, is skipped)"
+    ips = {c.laddr.ip for c in psutil.Process(pid).net_connections() if c.status == "LISTEN"}
+    for p in psutil.Process(pid).children(recursive=True):
+        try: ips |= {c.laddr.ip for c in p.net_connections() if c.status == "LISTEN"}
+        except (psutil.NoSuchProcess, psutil.ZombieProcess): pass
+    return ips
 
 
 def test_server_and_database_listen_on_loopback_only_with_a_password(team):
