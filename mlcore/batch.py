@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SCORING_SQL_CONF', 'row_problems', 'row_problems_sql', 'row_ok_sql', 'row_ok_arrow', 'output_columns', 'score_pandas',
-           'score_spark', 'publish_many', 'publish', 'score_dataset']
+           'score_spark', 'sweep_stale_staging', 'publish_many', 'publish', 'score_dataset']
 
 # %% ../nbs/74_batch.ipynb #9556a6bc
-import datetime as dt, json, os, shutil, uuid
+import datetime as dt, fcntl, json, os, shutil, uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -172,30 +172,59 @@ def _swap(staging:Path, final:Path, run_id:str):
     staging.rename(final)
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
+def _claim(target:Path, run_id:str)->tuple:
+    "A new staging folder in `target`, locked by this process until the descriptor is closed (or the process dies): `(folder, fd)`"
+    new = target/f".new-{uuid.uuid4().hex}"   # a name the sweep ignores until it is locked
+    new.mkdir()
+    fd = os.open(new, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    folder = target/f".staging-{run_id}-{uuid.uuid4().hex[:6]}"
+    new.rename(folder)                        # the lock belongs to the folder (its inode), not to its name
+    return folder, fd
+
+def sweep_stale_staging(target:str|Path)->list:
+    "Remove the staging folders in `target` whose run is gone (nobody holds their lock); returns the folders removed"
+    removed = []
+    for folder in sorted(Path(target).glob(".staging-*")):
+        try: fd = os.open(folder, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError): continue   # published or cleaned by its run meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(folder, ignore_errors=True); removed.append(folder)
+        except BlockingIOError: pass                               # a live run is writing there
+        finally: os.close(fd)
+    return removed
+
 def publish_many(parts:list,       # [(write, target, partition)]: as the arguments of `publish`
                  run_id:str,
-                 check=None        # function([staging folders]) run after every write and before any swap; raise to publish nothing
+                 check=None,       # function([staging folders]) run after every write and before any swap; raise to publish nothing
+                 swept:list|None=None # if given, the stale staging folders removed (of runs that were killed) are appended to it
                 )->list:
     "Write every part into its own staging folder, check them, and only then swap them all into place; returns the published folders"
-    staged = []
+    staged, held = [], []
     try:
         for write, target, partition in parts:
             target = Path(target); target.mkdir(parents=True, exist_ok=True)
-            staging = target/f".staging-{run_id}-{uuid.uuid4().hex[:6]}"
+            gone = sweep_stale_staging(target)
+            if swept is not None: swept.extend(gone)
+            folder, fd = _claim(target, run_id); held.append((folder, fd))
+            staging = folder/"data"
             staged.append((staging, target/partition if partition else target/"data"))
             write(staging)
             if not staging.exists(): raise RuntimeError(f"the writer produced nothing in {staging}")
         if check: check([s for s, _ in staged])
-        import fcntl
         lock = os.open(Path(parts[0][1]), os.O_RDONLY)   # the first target folder itself is the lock (no lock file)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)              # one run swaps at a time: its parts go in together
+            for _, final in staged:                       # a version a killed swap moved aside (only ever seen under this lock)
+                for old in final.parent.glob(".replaced-*"): shutil.rmtree(old, ignore_errors=True)
             for staging, final in staged: _swap(staging, final, run_id)
         finally: os.close(lock)                           # closing releases the lock, also when a swap fails
         return [f for _, f in staged]
     finally:
-        for staging, _ in staged:
-            if staging.exists(): shutil.rmtree(staging, ignore_errors=True)
+        for folder, fd in held:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.close(fd)
 
 def publish(write,               # function(staging_dir) that writes the partition's files
             target:str|Path,     # dataset folder
@@ -374,12 +403,13 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
     def attempt(plan:str):
         staged = {}
         if plan == "parquet row groups":
-            side = target/"_quarantine"/f".staging-{run_id}-{uuid.uuid4().hex[:6]}-tasks"
+            side = {}
             def wr(part):
                 def write(p):
-                    if part == "q": side.rename(p); return    # the tasks wrote the quarantine beside the scores
-                    p.mkdir(); side.mkdir()
-                    _score_parquet(spark, files, cm, contract, key, [c for c in carry if c != part_col], info, {"ok": p, "q": side}, drop)
+                    if part == "q": side["q"].rename(p); return    # the tasks wrote the quarantine beside the scores
+                    side["q"] = p.parent/"quarantine"              # inside the scores' staging folder (its lock covers it)
+                    p.mkdir(); side["q"].mkdir()
+                    _score_parquet(spark, files, cm, contract, key, [c for c in carry if c != part_col], info, {"ok": p, "q": side["q"]}, drop)
                 return write
             parts = [(wr("ok"), target, where), (wr("q"), target/"_quarantine", where)]
         elif engine == "spark":
@@ -404,10 +434,9 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
             if n["ok"] + n["q"] != n["in"]:
                 raise RuntimeError(f"rows do not reconcile: {n['in']} in, {n['ok']} scored + {n['q']} quarantined; nothing published")
             if plan != "spark dataframe, exact key check" and engine == "spark" and _duplicated_keys(folders, key): raise _DuplicatedKeys()
-        try: return publish_many(parts, run_id, check)[0]
-        finally:
-            if plan == "parquet row groups": shutil.rmtree(side, ignore_errors=True)
+        return publish_many(parts, run_id, check, swept)[0]
 
+    swept = []   # staging folders of killed runs, removed on the way
     plan = "pandas" if engine == "pandas" else "parquet row groups" if files else "spark dataframe"
     try: out = attempt(plan)
     except _DuplicatedKeys:   # rare: a key twice; the staging was thrown away, score again with the exact (shuffling) plan
@@ -415,4 +444,5 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
         plan = "spark dataframe, exact key check"
         out = attempt(plan)
     return {"rows_in": n["in"], "rows_scored": n["ok"], "rows_quarantined": n["q"], "partition": partition, "output": str(out),
-            "model": mv.name, "model_version": str(mv.version), "plan": plan}
+            "model": mv.name, "model_version": str(mv.version), "plan": plan,
+            "stale_staging_removed": len(swept)}

@@ -152,6 +152,7 @@ def test_score_sigkilled_mid_write_publishes_nothing_and_rerun_is_exact(champion
     assert list((out / "_quarantine").iterdir()) == []
     s = score_dataset("credit_pd@champion", "loan_book", "killed_scores", "2024-12", "loan_id", "pandas", "run-again", catalog_file=cat)
     assert (s["rows_scored"], s["rows_quarantined"]) == (397, 3)
+    assert s["stale_staging_removed"] == 1 and not list(out.rglob(".*"))  # the killed run's staging was swept: nothing left behind
     again = pd.read_parquet(out)  # the whole dataset, as a reader sees it: the killed run's half file is not in it
     assert len(again) == 397 and again.loan_id.is_unique and set(again.run_id) == {"run-again"}
 
