@@ -1,12 +1,13 @@
 """Batch scoring, Parquet to Parquet, side by side in one run (2 cores).
 
-1. the score job's work on Spark local[2] (`mlcore.batch.score_dataset`: contract checks, duplicated-key check, the
-   model's NumPy scorer in an Arrow UDF with reason codes, reconciliation, atomic publish of scores and quarantine);
+1. the score job's work on Spark local[2] (`mlcore.batch.score_dataset`: for a Parquet partition, Spark tasks over its
+   row groups, each reading with pyarrow, checking rows against the contract and scoring with reason codes through
+   `CreditModel.score_arrow`; then the duplicated-key check, reconciliation, atomic publish of scores and quarantine);
 2. the same registered model through `mlflow.pyfunc.spark_udf` (the usual way), read -> predict -> write;
 3. the floor: one pandas process, read -> `CreditModel.score` -> write;
 4. for reference, not a target: one process running the score job's Arrow code (pyarrow read with text
    dictionary-encoded -> `CreditModel.score_arrow` -> write), to show what the 2 Spark cores add over it.
-All three write snappy-compressed Parquet (the default of Spark and of pandas/pyarrow). The score job writes more than
+All four write snappy-compressed Parquet (the default of Spark and of pandas/pyarrow). The score job writes more than
 the other two (the carried model inputs, the outcome and provenance columns that monitoring reads); the others write
 the key and the model's outputs.
 

@@ -260,16 +260,18 @@ def _parquet_plan(spec, partition:str, contract, settings=None)->list|None:
 
 def _score_row_groups(task,                 # (part number, [(file, row group), ...])
                      credit_model, contract:dict, key:str, carry:list, info:dict,
+                     text:list,             # text columns, read dictionary-encoded
                      staging:dict,          # {"ok": folder, "q": folder}
                      drop:list=(),          # columns not written (the partition column when a file holds it)
                      batch_rows:int=65_536)->dict:
     "Read, check, score and write Parquet row groups into one part of each output (runs in a Spark task); returns row counts"
     import pyarrow as pa, pyarrow.parquet as pq
     j, groups = task
-    def batches():
-        for f, rg in groups:
-            strings = [x.name for x in pq.read_schema(f) if _is_text(x.type)]
-            yield from pq.ParquetFile(f, read_dictionary=strings).iter_batches(batch_size=batch_rows, row_groups=[rg], use_threads=False)
+    def batches():   # each file opened (its footer read) once, for all of this task's row groups in it
+        by_file = {}
+        for f, rg in groups: by_file.setdefault(f, []).append(rg)
+        for f, rgs in by_file.items():
+            yield from pq.ParquetFile(f, read_dictionary=text).iter_batches(batch_size=batch_rows, row_groups=rgs, use_threads=False)
     const = lambda v, n: pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([str(v)], pa.string()))
     writers, n = {}, {"in": 0, "ok": 0, "q": 0}
     def write(part, b):
@@ -300,17 +302,17 @@ def _score_row_groups(task,                 # (part number, [(file, row group), 
 def _score_parquet(spark, files:list, credit_model, contract:dict, key:str, carry:list, info:dict, staging:dict, drop:list)->dict:
     "Score the row groups of `files` (`_parquet_plan`) in about two Spark tasks per core (balanced by rows), writing into `staging`; returns row counts"
     import functools, heapq, pyarrow as pa, pyarrow.parquet as pq
+    schema = files[0][1].schema.to_arrow_schema()                         # every file has it (`_parquet_plan` checked)
     groups = [(m.row_group(rg).num_rows, str(f), rg) for f, m in files for rg in range(m.num_row_groups)]
     n_tasks = min(len(groups), 2*spark.sparkContext.defaultParallelism)   # a task has a fixed cost in the Python worker
     heap, tasks = [(0, j) for j in range(n_tasks)], [(j, []) for j in range(n_tasks)]
     for rows, f, rg in sorted(groups, reverse=True):                      # largest first, each to the least loaded task
         load, j = heapq.heappop(heap); tasks[j][1].append((f, rg)); heapq.heappush(heap, (load + rows, j))
     run = functools.partial(_score_row_groups, credit_model=credit_model, contract=contract, key=key, carry=carry, info=info,
-                            staging={k: str(v) for k, v in staging.items()}, drop=list(drop))
+                            text=[x.name for x in schema if _is_text(x.type)], staging={k: str(v) for k, v in staging.items()}, drop=list(drop))
     counts = spark.sparkContext.parallelize(tasks, max(len(tasks), 1)).map(run).collect() if tasks else []
     if not any(Path(staging["q"]).glob("*.parquet")):   # nothing quarantined: an empty part with the quarantine's columns
-        s = files[0][1].schema.to_arrow_schema()
-        s = pa.schema([x for x in s if x.name not in drop] + [pa.field("quarantine_reason", pa.string()), pa.field("run_id", pa.string())])
+        s = pa.schema([x for x in schema if x.name not in drop] + [pa.field("quarantine_reason", pa.string()), pa.field("run_id", pa.string())])
         pq.write_table(s.empty_table(), Path(staging["q"])/"part-00000.parquet")
     return {k: sum(c[k] for c in counts) for k in ("in", "ok", "q")}
 

@@ -155,7 +155,9 @@ def _contributions(self, df:pd.DataFrame)->pd.DataFrame:
 @_one_thread
 def _reasons(self, df:pd.DataFrame)->np.ndarray:
     "Characteristic of each of the top-k reasons per row (None where fewer)"
-    return np.asarray([*self.state["characteristics"], None], dtype=object)[self._outputs(self._bins(df))[3]]
+    B = self._bins(df)
+    return top_reasons(self._points_lost(B, self._woe_of_bins(B)), self.state["characteristics"], self.state["reasons"]["k"],
+                       self._reason_tol())
 
 @_one_thread
 def _score(self, df:pd.DataFrame)->pd.DataFrame:

@@ -38,10 +38,11 @@ def on_server(team, store, monkeypatch):
 
 def listening(pid: int) -> set:
     "Addresses the process and its children listen on (a child that exits while we look, such as a backend, is skipped)"
-    ips = {c.laddr.ip for c in psutil.Process(pid).net_connections() if c.status == "LISTEN"}
-    for p in psutil.Process(pid).children(recursive=True):
+    ips, parent = set(), psutil.Process(pid)
+    for p in [parent, *parent.children(recursive=True)]:
         try: ips |= {c.laddr.ip for c in p.net_connections() if c.status == "LISTEN"}
-        except (psutil.NoSuchProcess, psutil.ZombieProcess): pass
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            if p is parent: raise
     return ips
 
 
