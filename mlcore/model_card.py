@@ -14,6 +14,9 @@ from .governance import AuditLog, resolve_version
 # %% ../nbs/53_model_card.ipynb #79b34941
 def _fmt(v, d=3): return "n/a" if v is None else f"{v:.{d}f}" if isinstance(v, float) else str(v)
 
+_CAL_COLS = ["grade", "n", "defaults", "pd", "odr", "calibration_ratio", "jeffreys_p", "jeffreys_p_two_sided",
+             "binomial_p", "binomial_p_two_sided"]
+
 def _mdtable(rows:list, cols:list)->str:
     if not rows: return "_none_\n"
     out = ["| " + " | ".join(cols) + " |", "|" + "---|"*len(cols)]
@@ -44,9 +47,11 @@ def model_card_markdown(info:dict,     # model, version, trained_by, training pa
         md += ["## Performance (95% intervals)", "", f"**{oot_txt[0].upper() + oot_txt[1:]}.**", "",
                _mdtable(perf(v, "test") + (perf(vo, "out-of-time") if vo else []), ["sample", "measure", "value", "lower", "upper"]),
                "## Calibration", "", "Test sample:", "",
-               _mdtable(summary.get("calibration", []), ["grade", "n", "defaults", "pd", "odr", "jeffreys_p", "binomial_p"]),
+               _mdtable(summary.get("calibration", []), _CAL_COLS),
+               "Jeffreys and binomial p-values one-sided (small: PD too low) and two-sided (small: PD off either way); "
+               "observed / predicted is the calibration ratio.", "",
                f"Brier score {_fmt(v.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(v.get('hosmer_lemeshow_p'))}.", ""]
-        if vo: md += ["Out-of-time sample:", "", _mdtable(summary.get("calibration_oot") or [], ["grade", "n", "defaults", "pd", "odr", "jeffreys_p", "binomial_p"]),
+        if vo: md += ["Out-of-time sample:", "", _mdtable(summary.get("calibration_oot") or [], _CAL_COLS),
                       f"Brier score {_fmt(vo.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(vo.get('hosmer_lemeshow_p'))}; "
                       f"PSI of the PD, development vs out-of-time {_fmt(vo.get('score_psi'))}.", ""]
         else: md += ["Out-of-time sample: not applicable (no out-of-time sample).", ""]

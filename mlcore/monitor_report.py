@@ -87,6 +87,21 @@ _SCRIPT = """window.addEventListener('load',function(){var i=[].slice.call(docum
 document.body.setAttribute('data-images-ok',i.filter(function(x){return x.complete&&x.naturalWidth>0}).length+'/'+i.length);});"""
 
 # %% ../nbs/65_monitor_report.ipynb #5b0ca4bf
+def _backtest_section(bt:dict, rules:dict)->list:
+    "HTML of the backtest: discrimination, calibration both ways against the rules' bands, per grade"
+    figs = {k: bt.get(k) for k in ("n", "defaults", "auc", "gini", "gini_validation", "gini_decline", "mean_pd",
+                                    "default_rate", "odr_lo", "odr_hi", "calibration_ratio", "jeffreys_p", "direction")}
+    bands = ", ".join(f"{a} outside [{rules[a]['calibration_ratio'][0]}, {rules[a]['calibration_ratio'][1]}]"
+                      for a in ("warn", "retrain") if rules[a].get("calibration_ratio"))
+    return ["<h2>Backtesting</h2>", _table(pd.DataFrame([{k: ("n/a" if v is None else v) for k, v in figs.items()}])),
+            f'<p id="calibration">Calibration, both ways: observed/predicted defaults {bt["calibration_ratio"]:.2f} '
+            f'({html.escape(str(bt.get("direction", "")))}; two-sided Jeffreys p = {bt["jeffreys_p"]:.2g} at level '
+            f'{rules["jeffreys_alpha"]}; default rate {bt["default_rate"]:.4f} in [{bt.get("odr_lo", float("nan")):.4f}, '
+            f'{bt.get("odr_hi", float("nan")):.4f}] against a mean PD of {bt["mean_pd"]:.4f}). '
+            f'Bands of the ratio: {bands or "none"}; a band fires only when the test also rejects.</p>',
+            *(["<p>PD versus observed default rate per grade (two-sided Jeffreys test):</p>", _table(pd.DataFrame(bt["grades"]))]
+              if "grades" in bt else [])]
+
 def render_report(result:dict,                  # from `monitor_window`
                   history:pd.DataFrame|None=None, # from `load_history` (trend charts)
                   title:str="Model monitoring"
@@ -111,11 +126,7 @@ def render_report(result:dict,                  # from `monitor_window`
         gr = g.iloc[0]
         parts += [f"<h2>Grade distribution shift</h2><p>PSI {gr.psi:.4f} ({gr.level})</p>",
                   f'<div class="charts"><img alt="grade" src="{distribution_chart(gr.column, dist[gr.column], gr.level)}"></div>']
-    if bt := result.get("backtest"):
-        figs = {k: bt.get(k) for k in ("n", "defaults", "auc", "gini", "gini_validation", "gini_decline",
-                                        "mean_pd", "default_rate", "calibration_ratio", "jeffreys_p")}
-        parts += ["<h2>Backtesting</h2>", _table(pd.DataFrame([{k: ("n/a" if v is None else v) for k, v in figs.items()}]))]
-        if "grades" in bt: parts += ["<p>PD versus observed default rate per grade (Jeffreys test):</p>", _table(pd.DataFrame(bt["grades"]))]
+    if bt := result.get("backtest"): parts += _backtest_section(bt, r)
     chars = t[t.role == "characteristic"]
     if len(chars): parts += ["<h2>CSI per characteristic</h2>", f'<div class="charts"><img alt="csi" src="{csi_chart(chars, r)}"></div>']
     # distributions of the score and of every column that is not green or has an issue (all numbers are in the table)

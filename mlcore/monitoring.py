@@ -4,16 +4,17 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_RULES', 'LEVELS', 'EXIT_NOTHING', 'EXIT_WARN', 'EXIT_RETRAIN', 'REFERENCE_ARTIFACT', 'merge_rules',
-           'psi_level', 'classify', 'jeffreys_p', 'backtest', 'monitor_window', 'decide', 'write_json', 'save_window',
-           'headline', 'load_history', 'resolve_model', 'load_reference', 'load_window', 'alerts', 'log_window']
+           'psi_level', 'classify', 'calibration_figures', 'backtest', 'monitor_window', 'decide', 'write_json',
+           'save_window', 'headline', 'load_history', 'resolve_model', 'load_reference', 'load_window', 'alerts',
+           'log_window']
 
 # %% ../nbs/26_monitoring.ipynb #101359b6
 import json, os, re, tempfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from scipy import stats as _stats
 from .drift import drift_table, summarise, spark_summarise, bin_labels
+from .metrics import auc, jeffreys_p, jeffreys_interval, calibration_ratio
 
 # %% ../nbs/26_monitoring.ipynb #62ad7dd1
 DEFAULT_RULES = {
@@ -22,12 +23,14 @@ DEFAULT_RULES = {
     "alpha": 0.01,              # chi-square p-value below which a shift is significant (not sampling noise)
     "missing_increase": 0.05,   # rise of a column's missing-value rate that is a data-quality break
     "out_of_range": 0.05,       # share of values outside the reference range that is a data-quality break
-    "jeffreys_alpha": 0.05,     # Jeffreys test: PD under-estimates the default rate when p < this
+    "jeffreys_alpha": 0.05,     # two-sided Jeffreys test level: the PD misses the default rate (either way) when p < this
     "hold_retrain_on_data_quality": True,  # broken data: warn (fix the feed) instead of retraining on it
     # one failed grade in six is expected now and then (multiple tests); two is a signal
+    # calibration_ratio: band of observed/predicted defaults; outside it (and significant) the PD is materially off
     "warn": {"score": "amber", "characteristics_amber": 1, "data_quality": True,
-             "gini_decline": 0.10, "jeffreys_failed_grades": 2},
-    "retrain": {"score": "red", "characteristics_red": 3, "gini_decline": 0.20, "jeffreys_failed_grades": 3},
+             "gini_decline": 0.10, "jeffreys_failed_grades": 2, "calibration_ratio": [0.8, 1.25]},
+    "retrain": {"score": "red", "characteristics_red": 3, "gini_decline": 0.20, "jeffreys_failed_grades": 3,
+                "calibration_ratio": [0.5, 2.0]},
 }
 LEVELS = ["green", "amber", "red"]
 EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN = 0, 10, 20  # exit codes of `mlcore monitor run` for a scheduler
@@ -43,7 +46,18 @@ def merge_rules(rules:dict|None=None # overrides from params (nested dicts merge
             out[k].update(v)
         else: out[k] = v
     if not 0 < out["amber"] < out["red"]: raise ValueError(f"rules need 0 < amber < red, got {out['amber']} and {out['red']}")
+    _check_bands(out)
     return out
+
+def _check_bands(r:dict)->None:
+    "Calibration bands are [low, high] around 1, the retrain band around the warn band"
+    for action in ("warn", "retrain"):
+        b = r[action].get("calibration_ratio")
+        if b is not None and not (isinstance(b, (list, tuple)) and len(b) == 2 and 0 < b[0] <= 1 <= b[1]):
+            raise ValueError(f"rule {action}.calibration_ratio must be [low, high] with 0 < low <= 1 <= high, got {b!r}")
+    w, t = r["warn"].get("calibration_ratio"), r["retrain"].get("calibration_ratio")
+    if w and t and not (t[0] <= w[0] and w[1] <= t[1]):
+        raise ValueError(f"the retrain calibration band {t} must contain the warn band {w}")
 
 # %% ../nbs/26_monitoring.ipynb #7b154b06
 def psi_level(value:float, amber:float=0.10, red:float=0.25)->str:
@@ -68,13 +82,17 @@ def classify(table:pd.DataFrame, # from `mlcore.drift.drift_table`
     return t
 
 # %% ../nbs/26_monitoring.ipynb #54bf52fc
-def jeffreys_p(n:int,          # obligors
-               defaults:int,   # observed defaults
-               pd_mean:float   # PD predicted for them
-              )->float:
-    "Jeffreys test p-value (small: the PD under-estimates the observed default rate)"
-    if n <= 0: return float("nan")
-    return float(_stats.beta.cdf(pd_mean, defaults + 0.5, n - defaults + 0.5))
+def calibration_figures(n:int,          # obligors
+                        defaults:int,   # observed defaults
+                        pd_mean:float,  # mean PD predicted for them
+                        alpha:float=0.05 # two-sided test level
+                       )->dict:
+    "Calibration ratio, two-sided Jeffreys p-value and interval, and which way the PD misses"
+    lo, hi = jeffreys_interval(n, defaults, alpha)
+    p = jeffreys_p(n, defaults, pd_mean, "both")
+    miss = "in line" if p >= alpha else "PD too high" if pd_mean > defaults/n else "PD too low"
+    return {"calibration_ratio": calibration_ratio(n, defaults, pd_mean), "jeffreys_p": p,
+            "odr_lo": lo, "odr_hi": hi, "direction": miss}
 
 # %% ../nbs/26_monitoring.ipynb #0f8c1dee
 def backtest(df:pd.DataFrame,          # window with matured outcomes
@@ -82,10 +100,9 @@ def backtest(df:pd.DataFrame,          # window with matured outcomes
              target:str="default",     # observed 0/1 outcome
              grade_col:str|None="grade", # rating grade (None: no per-grade table)
              validation_gini:float|None=None, # Gini at validation, for the decline
-             alpha:float=0.05          # Jeffreys test level
+             alpha:float=0.05          # two-sided Jeffreys test level
             )->dict:
-    "Discrimination, per-grade calibration (Jeffreys) and calibration drift of one window"
-    from mlcore.metrics import auc
+    "Discrimination, and calibration both ways (two-sided Jeffreys, ratio) for the window and per grade"
     for c in [pd_col, target] + ([grade_col] if grade_col else []):
         if c not in df.columns: raise KeyError(f"backtesting needs column '{c}'; columns: {list(df.columns)[:30]}")
     d = df[df[target].notna()]
@@ -93,14 +110,14 @@ def backtest(df:pd.DataFrame,          # window with matured outcomes
     a = auc(y, p)
     out = {"n": int(len(d)), "defaults": int(y.sum()), "auc": a, "gini": 2*a - 1,
            "mean_pd": float(p.mean()), "default_rate": float(y.mean())}
-    out["calibration_ratio"] = out["default_rate"]/out["mean_pd"] if out["mean_pd"] > 0 else float("nan")
-    out["jeffreys_p"] = jeffreys_p(out["n"], out["defaults"], out["mean_pd"])
+    out |= calibration_figures(out["n"], out["defaults"], out["mean_pd"], alpha)
     out["gini_validation"] = validation_gini
     out["gini_decline"] = (validation_gini - out["gini"])/validation_gini if validation_gini else None
     if grade_col:
         g = d.groupby(grade_col, observed=True).agg(n=(target, "size"), defaults=(target, "sum"), mean_pd=(pd_col, "mean"))
         g["default_rate"] = g.defaults/g.n
-        g["jeffreys_p"] = [jeffreys_p(int(r.n), int(r.defaults), float(r.mean_pd)) for r in g.itertuples()]
+        figs = [calibration_figures(int(r.n), int(r.defaults), float(r.mean_pd), alpha) for r in g.itertuples()]
+        g = g.join(pd.DataFrame(figs, index=g.index))
         g["failed"] = g.jeffreys_p < alpha
         out["grades"] = g.reset_index().rename(columns={grade_col: "grade"}).astype({"grade": str}).to_dict("records")
         out["jeffreys_failed_grades"] = int(g.failed.sum())
@@ -143,6 +160,14 @@ def monitor_window(current,                    # scored window: pandas or Spark 
     return res
 
 # %% ../nbs/26_monitoring.ipynb #4791f32e
+def _calibration_reason(band:list|None, bt:dict, alpha:float)->str|None:
+    "Why the window's calibration fires a rule: observed/predicted outside `band` and significant, or None"
+    r = bt.get("calibration_ratio")
+    if not band or r is None or not np.isfinite(r) or band[0] <= r <= band[1] or bt["jeffreys_p"] >= alpha: return None
+    return (f"PD {'over' if r < band[0] else 'under'}-estimates the default rate: observed/predicted defaults {r:.2f} "
+            f"outside [{band[0]}, {band[1]}] (default rate {bt['default_rate']:.3f}, mean PD {bt['mean_pd']:.3f}; "
+            f"two-sided Jeffreys p = {bt['jeffreys_p']:.2g})")
+
 def decide(result:dict, rules:dict|None=None)->dict:
     "Action (none / warn / retrain), exit code and the reasons, from a window's results"
     r = merge_rules(rules)
@@ -168,7 +193,8 @@ def decide(result:dict, rules:dict|None=None)->dict:
         if "gini_decline" in rule and bt.get("gini_decline") is not None and bt["gini_decline"] >= rule["gini_decline"]:
             fired[action].append(f"Gini {bt['gini']:.3f} is {bt['gini_decline']:.0%} below validation ({bt['gini_validation']:.3f})")
         if "jeffreys_failed_grades" in rule and bt.get("jeffreys_failed_grades", 0) >= rule["jeffreys_failed_grades"]:
-            fired[action].append(f"{bt['jeffreys_failed_grades']} grade(s) fail the Jeffreys test")
+            fired[action].append(f"{bt['jeffreys_failed_grades']} grade(s) fail the two-sided Jeffreys test")
+        if why := _calibration_reason(rule.get("calibration_ratio"), bt, r["jeffreys_alpha"]): fired[action].append(why)
     action = "retrain" if fired["retrain"] else "warn" if fired["warn"] else "none"
     if action == "retrain" and len(dq) and r["hold_retrain_on_data_quality"]:
         action = "warn"; fired["warn"].append("retraining withheld until the data-quality issues are fixed")
@@ -294,7 +320,8 @@ def alerts(result:dict)->dict:
     return {"window": result["window"], "model": result.get("model") or {}, **result["decision"],
             "score": {k: t[t.role == "score"].iloc[0][k] for k in ("psi", "level")},
             "flagged": flagged[["column", "role", "psi", "level", "issue"]].to_dict("records"),
-            "backtest": {k: bt.get(k) for k in ("gini", "gini_decline", "calibration_ratio", "jeffreys_failed_grades")} if bt else None}
+            "backtest": {k: bt.get(k) for k in ("gini", "gini_decline", "default_rate", "mean_pd", "calibration_ratio",
+                                                   "jeffreys_p", "direction", "jeffreys_failed_grades")} if bt else None}
 
 def log_window(result:dict, report:str|Path|None=None):
     "Log a window's headline metrics, result, alerts and report to the active MLflow run"

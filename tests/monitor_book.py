@@ -7,6 +7,7 @@ which need a break in one month only (the generator's breaks persist from their 
 import math
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
 from mlcore.baseline import feature_columns, stratified_split, baseline_pipeline
 from mlcore.drift import fit_reference
@@ -20,30 +21,46 @@ def months(start: str = "2024-01", n: int = 24) -> list:
     return [str(p) for p in pd.period_range(start, periods=n, freq="M")]
 
 
-def score_frame(df: pd.DataFrame, model, cols: list) -> pd.DataFrame:
-    "Add pd, score (points: 600 at odds 50:1, 20 points to double the odds) and grade"
+def _raw_pd(df: pd.DataFrame, model, cols: list) -> np.ndarray:
     X = df[cols].copy()
     for c in X.columns:  # a missing categorical value scores as an unseen category (one-hot ignores it)
         if X[c].dtype == object: X[c] = X[c].fillna("__missing__")
     X = X.fillna(X.median(numeric_only=True))
-    p = np.clip(model.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+    return np.clip(model.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+
+
+def _shift(p: np.ndarray, offset: float) -> np.ndarray:
+    return 1 / (1 + np.exp(-(np.log(p / (1 - p)) + offset)))
+
+
+def intercept_offset(df: pd.DataFrame, model, cols: list, rate: float) -> float:
+    "Log-odds shift that makes the mean PD over `df` equal `rate` (calibration in the large to a portfolio's rate)"
+    p = _raw_pd(df, model, cols)
+    return float(brentq(lambda o: _shift(p, o).mean() - rate, -20, 20))
+
+
+def score_frame(df: pd.DataFrame, model, cols: list, offset: float = 0.0) -> pd.DataFrame:
+    "Add pd (shifted by `offset` in log-odds), score (points: 600 at odds 50:1, 20 points to double the odds) and grade"
+    p = np.clip(_shift(_raw_pd(df, model, cols), offset), 1e-6, 1 - 1e-6)
     score = 600 + 20 / math.log(2) * (np.log((1 - p) / p) - math.log(50))
     grade = pd.cut(p, GRADE_CUTS, labels=GRADES).astype(str)
     return df.assign(pd=p, score=np.round(score, 1), grade=grade)
 
 
-def baseline_with_reference(seed: int = 42) -> dict:
-    "Train the baseline on German credit and freeze the reference over characteristics + score + grade"
+def baseline_with_reference(seed: int = 42, calibrate_to: pd.DataFrame | None = None) -> dict:
+    """Train the baseline on German credit and freeze the reference over characteristics + score + grade; with
+    `calibrate_to` (a book with outcomes), PDs are shifted in log-odds to that book's default rate (`offset`)"""
     gc = load_german_credit()
     cols = feature_columns(gc, TARGET, PROTECTED_ATTRIBUTES)
     num = [c for c in cols if pd.api.types.is_numeric_dtype(gc[c])]
     cat = [c for c in cols if c not in num]
     train, test = stratified_split(gc, TARGET, 0.3, seed)
     model = baseline_pipeline(num, cat, seed=seed).fit(train[cols], train[TARGET])
-    scored_train = score_frame(train, model, cols)
+    offset = 0.0 if calibrate_to is None else intercept_offset(calibrate_to, model, cols, calibrate_to[TARGET].mean())
+    scored_train = score_frame(train, model, cols, offset)
     reference = fit_reference(scored_train, cols + ["score", "grade"])
     test_gini = gini(test[TARGET], model.predict_proba(test[cols])[:, 1])
-    return {"model": model, "cols": cols, "reference": reference, "test_gini": test_gini, "data": gc}
+    return {"model": model, "cols": cols, "reference": reference, "test_gini": test_gini, "data": gc, "offset": offset}
 
 
 def standin_book(n_months: int = 24, rows: int = 1500, seed: int = 0, start: str = "2024-01",

@@ -20,23 +20,30 @@ BREAKS = {"unit": {"column": "credit_amount", "kind": "unit", "factor": 100},   
           "missing": {"column": "savings_account_and_bonds", "kind": "missing", "share": 0.3}}
 
 
+DRIFT = {"population_shift": {"column": "duration_in_month", "start": MONTHS[SHIFT], "factor": 1.2},
+         # the checking account's effect on default reverses: the model's strongest characteristic now misleads
+         "concept_drift": {"column": "status_of_existing_checking_account", "start": MONTHS[CONCEPT], "factor": -1.0}}
+
+
 @pytest.fixture(scope="module")
-def baseline():
-    return baseline_with_reference()
+def book():
+    return generate_loan_book(24, ROWS, start=START, seed=0, drift=DRIFT)
+
+
+@pytest.fixture(scope="module")
+def baseline(book):
+    "The German credit baseline calibrated in the large to the book's default rate before the drift (as a bank would)"
+    return baseline_with_reference(calibrate_to=book[book.snapshot_month < MONTHS[SHIFT]])
 
 
 def _monitor(book, b, ms):
-    scored = score_frame(book, b["model"], b["cols"])
+    scored = score_frame(book, b["model"], b["cols"], b["offset"])
     return {m: monitor_window(scored[scored.snapshot_month == m], b["reference"], m, validation_gini=b["test_gini"],
                               model={"name": "credit_pd", "version": "1"}) for m in ms}
 
 
 @pytest.fixture(scope="module")
-def scenario(baseline, tmp_path_factory):
-    drift = {"population_shift": {"column": "duration_in_month", "start": MONTHS[SHIFT], "factor": 1.2},
-             # the checking account's effect on default reverses: the model's strongest characteristic now misleads
-             "concept_drift": {"column": "status_of_existing_checking_account", "start": MONTHS[CONCEPT], "factor": -1.0}}
-    book = generate_loan_book(24, ROWS, start=START, seed=0, drift=drift)
+def scenario(book, baseline, tmp_path_factory):
     hist = tmp_path_factory.mktemp("history")
     results = {m: (r, publish_window(r, hist)) for m, r in _monitor(book, baseline, MONTHS).items()}
     return {"results": results, "history": hist, "months": MONTHS, "chars": baseline["cols"]}
@@ -68,6 +75,17 @@ def test_stable_months_stay_green(scenario):
         t = _table(r)
         assert (t.level == "green").all(), (m, t[t.level != "green"])
         assert r["decision"]["action"] == "none", (m, r["decision"])
+
+
+def test_uncalibrated_pd_is_sent_back_in_every_stable_month(book):
+    "German credit's 30% default rate applied to a 5% book: the PD over-estimates five-fold, and the monitor says so"
+    raw = baseline_with_reference()
+    for m, r in _monitor(book, raw, MONTHS[:3]).items():
+        bt, d = r["backtest"], r["decision"]
+        assert bt["calibration_ratio"] < 0.3 and bt["direction"] == "PD too high", (m, bt["calibration_ratio"])
+        assert d["action"] == "retrain" and d["exit_code"] == 20, (m, d)
+        assert any(x.startswith("PD over-estimates the default rate") for x in d["reasons"]), (m, d)
+        assert any("fail the two-sided Jeffreys test" in x for x in d["reasons"]), (m, d)
 
 
 def test_population_shift_flags_only_its_characteristic(scenario):
