@@ -49,10 +49,13 @@ run: $(STAMP) check-java
 	$(BIN)/mlcore approve credit_pd challenger --by demo-approver --comment "DEMO approval by make run on embedded defaults"
 	@echo "== 5/6 score: the latest snapshot of the loan book with the champion (batch, atomic publish)"
 	MLCORE_USER=demo-scheduler $(BIN)/mlcore run score -f params/credit_pd/score.yaml
-	@echo "== 6/6 monitor: the scored snapshot against the champion's frozen reference"
+	@echo "== 6/6 monitor: the scored snapshot against the champion's frozen reference (stability, calibration both ways)"
 	@MLCORE_USER=demo-scheduler $(BIN)/mlcore monitor run -f params/credit_pd/monitor.yaml; rc=$$?; \
 	  case $$rc in 0) a="nothing to do";; 10) a="warn";; 20) a="retrain";; *) exit $$rc;; esac; \
-	  echo "monitor verdict: $$a (exit code $$rc; a scheduler acts on it)"
+	  echo "monitor verdict: $$a (exit code $$rc; a scheduler acts on it; the reasons are listed above)"; \
+	  if [ $$rc -ne 0 ]; then echo "  as it should be: the champion learned German credit's 30% default rate and scores a book"; \
+	  echo "  with about 6%, so its PDs are several times too high; make run scores with the approved model as it is and"; \
+	  echo "  lets the monitor send it back (recalibrating is a model change: retrain, validate, approve; see the README)"; fi
 	@echo ""
 	@echo "Results:"
 	@echo "  MLflow runs, models, reports:  make ui   (http://127.0.0.1:5000; experiments credit_pd, synthetic)"

@@ -11,16 +11,12 @@ from pathlib import Path
 
 # %% ../nbs/68_monitor_cli.ipynb #82d67b5c
 def _cmd_monitor_run(a)->int:
+    "`mlcore run monitor` under its own name: the same job, output and exit codes, plus where the report is"
     from mlcore.runner import run_job
     res = run_job("monitor", a.params_file, a.param, timeout=a.timeout)
-    print(f"job monitor: {res.status}  (MLflow run {res.run_id}, notebook {res.notebook})")
-    if res.status != "FINISHED":
-        if res.error: print(f"  error: {res.error}", file=sys.stderr)
-        return res.exit_code
-    al = json.loads((Path(res.run_dir)/"alerts.json").read_text())
-    print(json.dumps(al, indent=1))
-    print(f"  report: {Path(res.run_dir)/('report_' + al['window'] + '.html')}")
-    return int(al["exit_code"])
+    print(res.summary(), file=sys.stderr if res.error else sys.stdout)
+    if res.decision: print(f"  report:            {next(Path(res.run_dir).glob('report_*.html'), '(none)')}")
+    return res.exit_code
 
 def _cmd_monitor_history(a)->int:
     import pandas as pd
@@ -39,7 +35,7 @@ def register(sub):
     r.add_argument("-f", "--params-file", help="YAML file of job parameters, e.g. params/credit_pd/monitor.yaml")
     r.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    r.set_defaults(func=_cmd_monitor_run)
+    r.set_defaults(func=_cmd_monitor_run, job="monitor")
     h = s.add_parser("history", help="windows monitored so far, per model version")
     h.add_argument("--folder", default="monitoring", help="history folder (relative: project root)")
     h.add_argument("--model", default=None, help="only this registered model")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from .drift import drift_table, summarise, spark_summarise, bin_labels
 from .metrics import auc, jeffreys_p, jeffreys_interval, calibration_ratio
+from .tracking import DECISION_CODES
 
 # %% ../nbs/26_monitoring.ipynb #62ad7dd1
 DEFAULT_RULES = {
@@ -33,7 +34,7 @@ DEFAULT_RULES = {
                 "calibration_ratio": [0.5, 2.0]},
 }
 LEVELS = ["green", "amber", "red"]
-EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN = 0, 10, 20  # exit codes of `mlcore monitor run` for a scheduler
+EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN = (DECISION_CODES[a] for a in ("none", "warn", "retrain"))  # what the scheduler sees
 
 def merge_rules(rules:dict|None=None # overrides from params (nested dicts merge key by key)
                )->dict:

@@ -100,10 +100,23 @@ class JobResult:
     error: str|None = None
     params: dict = field(default_factory=dict)
     cause: str|None = None   # 'environment' when the platform, not the job, failed (tracking store locked or down)
+    decision: dict|None = None  # a deciding job's verdict (`mlcore.tracking.record_decision`): action, exit_code, reasons
     @property
     def exit_code(self)->int:
+        "0 finished (or the verdict's 10 warn / 20 retrain), 1 failed, 3 environment, 130 killed"
         if self.status == "FAILED" and self.cause == "environment": return EXIT_ENV
+        if self.status == "FINISHED" and self.decision: return int(self.decision["exit_code"])
         return {"FINISHED": EXIT_OK, "KILLED": EXIT_KILLED}.get(self.status, EXIT_FAILED)
+
+    def summary(self)->str:
+        "What a person or a scheduler's log needs: status, verdict and its reasons, error, run and notebook"
+        out = [f"job {self.job}: {self.status}"]
+        if self.decision:
+            out.append(f"  decision:          {self.decision['action']} (exit code {self.decision['exit_code']})")
+            out += [f"    - {r}" for r in self.decision["reasons"]]
+        if self.error: out.append(f"  error: {self.error}")
+        out += [f"  MLflow run:        {self.run_id} (experiment {self.experiment_id})", f"  executed notebook: {self.notebook}"]
+        return "\n".join(out)
 
 # %% ../nbs/80_runner.ipynb #60c5895f
 def _proc_start(pid:int)->float|None:
@@ -258,7 +271,7 @@ def run_job(job:str,                       # job name: a notebook in the jobs fo
 def _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output)->JobResult:
     "Run the notebook inside the opened run, then close the run truthfully"
     import papermill as pm
-    from mlcore.tracking import tracking_problem, TrackingUnavailable
+    from mlcore.tracking import tracking_problem, TrackingUnavailable, read_decision
     running = run_dir/f"{job}.running.ipynb"
     status, error, interrupted, cause = "FINISHED", None, None, None
     trace = None  # the whole traceback of a failure, for run.json
@@ -271,9 +284,13 @@ def _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_na
     except (KeyboardInterrupt, SystemExit) as e: status, error, interrupted = "KILLED", "interrupted (signal or Ctrl-C)", e
     except Exception as e: status, error, trace = "FAILED", _describe(e), _traceback(e)
     if error and (why := tracking_problem(error, uri)): cause, error = "environment", f"{why}. The job failed with: {error}"
+    decision = None
+    if status == "FINISHED":
+        try: decision = read_decision(run_dir)
+        except ValueError as e: status, error = "FAILED", f"the job's verdict cannot be read: {e}"
     final = running.with_name(f"{job}.ipynb" if status == "FINISHED" else f"{job}.{status.lower()}.ipynb")
     if running.exists(): running.rename(final)
-    res = JobResult(job, rid, status, final, run_dir, exp, error, effective, cause)
+    res = JobResult(job, rid, status, final, run_dir, exp, error, effective, cause, decision)
     manifest = run_dir/"run.json"
     manifest.write_text(json.dumps(asdict(res) | {"recorded": True, "traceback": trace}, default=str, indent=2))
     try:

@@ -99,11 +99,13 @@ def _check(argv: list):
 @pytest.mark.parametrize("where,argv", COMMANDS, ids=[f"{w} :: {' '.join(a)}"[:120] for w, a in COMMANDS])
 def test_command_line_parses_and_names_what_exists(where, argv):
     a = _check(argv)
-    if a is None or getattr(a, "cmd", None) != "run" or PLACEHOLDER.search(argv[1]): return
-    nb = job_notebook(a.job)                     # the job exists
+    if a is None: return
+    job = getattr(a, "job", None)                 # `run JOB ...` and `monitor run ...`
+    if job is None or any(PLACEHOLDER.search(w) for w in argv[:2]): return
+    nb = job_notebook(job)                       # the job exists
     if a.params_file and not any(PLACEHOLDER.search(x) for x in re.split(r"[/.]", a.params_file)):
         assert (ROOT / a.params_file).is_file(), f"{where}: no parameter file {a.params_file}"
-        resolve_params(a.job, job_parameters(nb), ROOT / a.params_file, a.param)   # and its keys and types fit the job
+        resolve_params(job, job_parameters(nb), ROOT / a.params_file, a.param)   # and its keys and types fit the job
 
 
 def test_a_renamed_option_is_caught():

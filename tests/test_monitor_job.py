@@ -29,9 +29,13 @@ def champion(store, tmp_path):
     return {"env": store, "current": str(path), "history": str(tmp_path / "history"), "version": mv.version}
 
 
-def _run(ch, window):
-    return cli("monitor", "run", "-f", "params/credit_pd/monitor.yaml", "-p", f"current={ch['current']}",
+def _run(ch, window, door=("monitor", "run")):
+    return cli(*door, "-f", "params/credit_pd/monitor.yaml", "-p", f"current={ch['current']}",
                "-p", f"history_dir={ch['history']}", "-p", f"window={window}", env=ch["env"])
+
+
+def _run_dir(out: str) -> Path:
+    return Path(out.split("executed notebook: ")[1].splitlines()[0].strip()).parent
 
 
 @pytest.mark.slow
@@ -39,15 +43,24 @@ def test_monitor_job_exit_codes_history_report(champion):
     from mlflow.tracking import MlflowClient
     ok = _run(champion, "2024-01")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    al = json.loads(ok.stdout[ok.stdout.index("{"):ok.stdout.rindex("}") + 1])
+    assert "decision:          none (exit code 0)" in ok.stdout, ok.stdout
+    al = json.loads((_run_dir(ok.stdout) / "alerts.json").read_text())
     assert al["action"] == "none" and al["model"]["version"] == str(champion["version"]) and al["window"] == "2024-01"
+    assert al["backtest"]["direction"] == "in line" and 0.8 <= al["backtest"]["calibration_ratio"] <= 1.25, al["backtest"]
     broken = _run(champion, "2024-02")
     assert broken.returncode == 10, broken.stdout + broken.stderr          # warn: data-quality break
-    run_dir = Path(broken.stdout.split("notebook ")[1].split(")")[0]).parent
+    assert "decision:          warn (exit code 10)" in broken.stdout and "    - data quality: credit_amount" in broken.stdout
+    # one door: `mlcore run monitor` gives the same verdict, output and exit code as `mlcore monitor run`
+    same = _run(champion, "2024-02", door=("run", "monitor"))
+    assert same.returncode == 10, same.stdout + same.stderr
+    assert "decision:          warn (exit code 10)" in same.stdout and "    - data quality: credit_amount" in same.stdout
+    run_dir = _run_dir(broken.stdout)
+    assert json.loads((run_dir / "decision.json").read_text())["action"] == "warn"
+    assert 'id="calibration"' in (run_dir / "report_2024-02.html").read_text()
     al = json.loads((run_dir / "alerts.json").read_text())
     assert al["action"] == "warn" and {"column": "credit_amount", "issue": "data quality: out of range"}.items() <= \
         next(f for f in al["flagged"] if f["column"] == "credit_amount").items()
-    run_id = broken.stdout.split("MLflow run ")[1].split(",")[0]
+    run_id = broken.stdout.split("MLflow run:")[1].split("(")[0].strip()
     r = MlflowClient().get_run(run_id)
     assert r.data.tags["mlcore.monitor.window"] == "2024-02" and r.data.metrics["csi.credit_amount"] > 0.25
     arts = {a.path for a in MlflowClient().list_artifacts(run_id, "monitoring")}
