@@ -1,5 +1,5 @@
 """Deployment: container and manifests lint, the REST service on a registered model, a real Spark standalone cluster."""
-import json, os, shutil, subprocess, sys, time, urllib.request
+import copy, json, os, posixpath, re, shutil, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 import yaml
@@ -45,6 +45,171 @@ def test_kubernetes_validate_catches_a_bad_manifest(tmp_path):
                    "  selector: {matchLabels: {a: b}}\n  template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}\n")
     r = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", str(bad)], capture_output=True, text=True)
     assert r.returncode != 0 and "replicas" in r.stdout + r.stderr
+
+
+# --- storage: what must outlive a pod is on a PersistentVolumeClaim defined in deploy/k8s ---
+K8S = ROOT / "deploy" / "k8s"
+
+
+def k8s_docs() -> list:
+    return [d for f in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+def pod_spec(d: dict) -> dict:
+    return d["spec"]["jobTemplate"]["spec"]["template"]["spec"] if d["kind"] == "CronJob" else d["spec"]["template"]["spec"]
+
+
+def workloads(docs: list) -> list:
+    return [d for d in docs if d["kind"] in ("CronJob", "Deployment")]
+
+
+def image_home() -> str:
+    "The project root inside the image: ENV MLCORE_HOME, else WORKDIR, as the Dockerfile sets them"
+    text = (ROOT / "deploy" / "Dockerfile").read_text().replace("\\\n", " ")
+    home = [m.group(1) for l in text.splitlines() if l.startswith("ENV ") for m in re.finditer(r"\bMLCORE_HOME=(\S+)", l)]
+    workdir = [l.split()[1] for l in text.splitlines() if l.startswith("WORKDIR ")]
+    return (home or workdir)[-1]
+
+
+def evidence_paths(d: dict, c: dict) -> dict:
+    "What this container writes that is evidence: {what: (absolute path, must be writable)}, from its env, args and the code's defaults"
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    root = env.get("MLCORE_HOME") or image_home()
+    at = lambda p: posixpath.normpath(p if p.startswith("/") else posixpath.join(root, p))
+    runs = at(env.get("MLCORE_RUNS_DIR") or yaml.safe_load((ROOT / "params" / "settings.yaml").read_text())["paths"]["runs"])
+    args, out = c.get("args", []), {}
+    if d["kind"] == "CronJob":
+        job = "monitor" if args[:2] == ["monitor", "run"] else args[1]
+        params = yaml.safe_load((ROOT / args[args.index("-f") + 1]).read_text()) if "-f" in args else {}
+        params.update(args[i + 1].split("=", 1) for i, a in enumerate(args) if a in ("-p", "--param"))
+        writes_audit = "mlcore.governance" in (ROOT / "nbs" / "jobs" / f"{job}.ipynb").read_text()
+        out["runs folder"] = (runs, True)
+        out["audit log"] = (at(env.get("MLCORE_AUDIT_LOG") or "audit/lifecycle.jsonl"), writes_audit)
+        if job == "monitor": out["monitoring history"] = (at(params.get("history_dir", "monitoring")), True)
+    elif args[:1] == ["serve"]:
+        log = args[args.index("--decision-log") + 1] if "--decision-log" in args else posixpath.join(runs, "decisions", "credit_pd.jsonl")
+        out["decision log"] = (at(log), True)
+    return out
+
+
+def mount_of(path: str, c: dict):
+    "The volume mount holding `path` (the deepest mount point above it), or None"
+    ms = [m for m in c.get("volumeMounts", []) if path == m["mountPath"].rstrip("/") or path.startswith(m["mountPath"].rstrip("/") + "/")]
+    return max(ms, key=lambda m: len(m["mountPath"]), default=None)
+
+
+def storage_problems(docs: list) -> list:
+    "Evidence paths not on a writable PersistentVolumeClaim defined in deploy/k8s"
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    probs = []
+    for d in workloads(docs):
+        vols = {v["name"]: v for v in pod_spec(d).get("volumes", [])}
+        for c in pod_spec(d)["containers"]:
+            for what, (path, rw) in evidence_paths(d, c).items():
+                where = f"{d['metadata']['name']}/{c['name']}: {what} {path}"
+                m = mount_of(path, c)
+                if m is None: probs.append(f"{where}: not on a volume (the container's own filesystem)"); continue
+                pvc = vols[m["name"]].get("persistentVolumeClaim")
+                if pvc is None: probs.append(f"{where}: on {set(vols[m['name']]) - {'name'}} volume '{m['name']}', not a claim")
+                elif pvc["claimName"] not in claims: probs.append(f"{where}: claim {pvc['claimName']} is not defined in deploy/k8s")
+                elif rw and (m.get("readOnly") or pvc.get("readOnly")): probs.append(f"{where}: mounted read-only")
+    return probs
+
+
+def claim_problems(docs: list) -> list:
+    "Claims used but not defined (or defined but unused); ReadWriteOnce claims shared by replicas or by several workloads; one decision-log file per pod"
+    claims = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    used, probs = {}, []
+    for d in workloads(docs):
+        pod, name = pod_spec(d), d["metadata"]["name"]
+        for v in pod.get("volumes", []):
+            if "persistentVolumeClaim" not in v: continue
+            cn = v["persistentVolumeClaim"]["claimName"]
+            used.setdefault(cn, []).append(name)
+            modes = set(claims.get(cn, {}).get("spec", {}).get("accessModes", []))
+            if d["kind"] == "Deployment" and d["spec"].get("replicas", 1) > 1 and "ReadWriteMany" not in modes:
+                probs.append(f"{name}: {d['spec']['replicas']} replicas share claim {cn} with access modes {sorted(modes)}")
+        if d["kind"] == "Deployment" and d["spec"].get("replicas", 1) > 1:
+            for c in pod["containers"]:
+                pod_vars = {e["name"] for e in c.get("env", []) if e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"}
+                for what, (path, _) in evidence_paths(d, c).items():
+                    m = mount_of(path, c) or {}
+                    if not any(f"$({v})" in path or f"$({v})" in m.get("subPathExpr", "") for v in pod_vars):
+                        probs.append(f"{name}/{c['name']}: {what} {path} is one file for all replicas (name it after the pod)")
+    probs += [f"claim {cn} used by {ws} is not defined in deploy/k8s" for cn, ws in used.items() if cn not in claims]
+    probs += [f"claim {cn} is defined but no workload mounts it" for cn in claims if cn not in used]
+    probs += [f"ReadWriteOnce claim {cn} is mounted by several workloads {ws}" for cn, ws in used.items()
+              if cn in claims and "ReadWriteMany" not in claims[cn]["spec"]["accessModes"] and len(ws) > 1]
+    if not used: probs.append("no workload mounts a PersistentVolumeClaim")
+    return probs
+
+
+def test_evidence_is_on_persistent_volume_claims_not_emptydir():
+    "Runs folders, monitoring history, audit log and decision log (paths from env, args, params and the image's root) live on claims"
+    docs = k8s_docs()
+    assert storage_problems(docs) == []
+    found = {what for d in workloads(docs) for c in pod_spec(d)["containers"] for what in evidence_paths(d, c)}
+    assert found == {"runs folder", "audit log", "monitoring history", "decision log"}
+    train = next(d for d in docs if d["metadata"]["name"] == "mlcore-credit-pd-train")
+    assert evidence_paths(train, pod_spec(train)["containers"][0])["audit log"] == ("/app/audit/lifecycle.jsonl", True)  # train registers models
+    for d in workloads(docs):   # the checker sees an emptyDir swapped in for any claim
+        for v in pod_spec(d).get("volumes", []):
+            if "persistentVolumeClaim" not in v: continue
+            bad = copy.deepcopy(docs)
+            (w,) = [x for x in bad if x["metadata"]["name"] == d["metadata"]["name"] and x["kind"] == d["kind"]]
+            (bv,) = [x for x in pod_spec(w)["volumes"] if x["name"] == v["name"]]
+            del bv["persistentVolumeClaim"]; bv["emptyDir"] = {}
+            assert any("emptyDir" in p and v["name"] in p for p in storage_problems(bad)), (d["metadata"]["name"], v["name"])
+    for d in workloads(docs):  # emptyDir is for scratch only
+        scratch = {v["name"] for v in pod_spec(d)["volumes"] if "emptyDir" in v}
+        assert {m["mountPath"] for c in pod_spec(d)["containers"] for m in c["volumeMounts"] if m["name"] in scratch} <= {"/tmp"}
+
+
+def test_claims_exist_and_replicas_do_not_share_a_read_write_once_claim():
+    docs = k8s_docs()
+    assert claim_problems(docs) == []
+    serve = next(d for d in docs if d["kind"] == "Deployment")
+    assert serve["spec"]["replicas"] > 1
+    (cn,) = [v["persistentVolumeClaim"]["claimName"] for v in pod_spec(serve)["volumes"] if "persistentVolumeClaim" in v]
+    bad = copy.deepcopy(docs)
+    next(d for d in bad if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == cn)["spec"]["accessModes"] = ["ReadWriteOnce"]
+    assert any("replicas share claim" in p for p in claim_problems(bad))
+    bad = copy.deepcopy(docs)
+    c = pod_spec(next(d for d in bad if d["kind"] == "Deployment"))["containers"][0]
+    c["args"] = [re.sub(r"\$\(\w+\)", "credit_pd", a) for a in c["args"]]
+    assert any("one file for all replicas" in p for p in claim_problems(bad))
+    bad = [d for d in copy.deepcopy(docs) if not (d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == cn)]
+    assert any(f"claim {cn} used by" in p for p in claim_problems(bad))
+
+
+def test_monitor_cronjob_uses_the_exit_code_door_and_fails_at_once_on_a_verdict():
+    "`mlcore monitor run`: 10 (warn) and 20 (retrain) fail the Job without a retry; 1 and 3 are retried per backoffLimit"
+    from mlcore.cli import _parser
+    from mlcore.monitoring import EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN
+    from mlcore.runner import EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
+    text = (K8S / "cronjob-monitor.yaml").read_text()
+    (d,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "CronJob"]
+    job = d["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"] == ["monitor", "run", "-f", "params/credit_pd/monitor.yaml"]
+    a = _parser().parse_args(c["args"])
+    assert a.func.__name__ == "_cmd_monitor_run" and (ROOT / a.params_file).is_file()
+    assert pod["restartPolicy"] == "Never" and job["backoffLimit"] >= 1     # podFailurePolicy needs Never
+
+    def first_rule(code):   # rules apply in order; the first whose exit codes match decides (none: the failure counts, a retry)
+        for r in job.get("podFailurePolicy", {}).get("rules", []):
+            e = r.get("onExitCodes")
+            if e and e.get("containerName") in (None, c["name"]) and (code in e["values"]) == (e["operator"] == "In"): return r
+    for code in (EXIT_WARN, EXIT_RETRAIN):
+        r = first_rule(code)
+        assert r is not None and r["action"] == "FailJob" and r["onExitCodes"]["containerName"] == "monitor", code
+    for code in (EXIT_FAILED, EXIT_ENV):
+        assert first_rule(code) is None or first_rule(code)["action"] == "Count", code
+    header = "\n".join(l for l in text.splitlines() if l.startswith("#"))
+    assert "mlcore monitor run" in header
+    for code in (EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED):
+        assert re.search(rf"(?<!\d){code} = ", header), code
 
 
 @pytest.fixture(scope="module")
