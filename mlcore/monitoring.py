@@ -179,28 +179,27 @@ def decide(result:dict, rules:dict|None=None)->dict:
     dq = t[t.issue.str.startswith("data quality")]
     drift = chars[~chars.issue.str.startswith("data quality")]
     bt = result.get("backtest") or {}
-    fired = {"retrain": [], "warn": []}
+    fired = {"retrain": {}, "warn": {}}  # rule -> reason; a rule that fired for retrain is not repeated for warn
     for action in ("retrain", "warn"):
         rule = r[action]
         if "score" in rule and rank[score.level] >= rank[rule["score"]]:
-            fired[action].append(f"score PSI {score.psi:.3f} is {score.level}")
+            fired[action]["score"] = f"score PSI {score.psi:.3f} is {score.level}"
         for lvl in ("amber", "red"):
             k = f"characteristics_{lvl}"
             if k in rule and (n := int((drift.level.map(rank) >= rank[lvl]).sum())) >= rule[k]:
-                fired[action].append(f"{n} characteristic(s) {lvl} or worse: " +
-                                     ", ".join(drift[drift.level.map(rank) >= rank[lvl]].column))
+                fired[action][k] = f"{n} characteristic(s) {lvl} or worse: " + ", ".join(drift[drift.level.map(rank) >= rank[lvl]].column)
         if rule.get("data_quality") and len(dq):
-            fired[action].append("data quality: " + ", ".join(f"{x.column} ({x.issue.split(': ')[1]})" for x in dq.itertuples()))
+            fired[action]["data_quality"] = "data quality: " + ", ".join(f"{x.column} ({x.issue.split(': ')[1]})" for x in dq.itertuples())
         if "gini_decline" in rule and bt.get("gini_decline") is not None and bt["gini_decline"] >= rule["gini_decline"]:
-            fired[action].append(f"Gini {bt['gini']:.3f} is {bt['gini_decline']:.0%} below validation ({bt['gini_validation']:.3f})")
+            fired[action]["gini_decline"] = f"Gini {bt['gini']:.3f} is {bt['gini_decline']:.0%} below validation ({bt['gini_validation']:.3f})"
         if "jeffreys_failed_grades" in rule and bt.get("jeffreys_failed_grades", 0) >= rule["jeffreys_failed_grades"]:
-            fired[action].append(f"{bt['jeffreys_failed_grades']} grade(s) fail the two-sided Jeffreys test")
-        if why := _calibration_reason(rule.get("calibration_ratio"), bt, r["jeffreys_alpha"]): fired[action].append(why)
+            fired[action]["jeffreys_failed_grades"] = f"{bt['jeffreys_failed_grades']} grade(s) fail the two-sided Jeffreys test"
+        if why := _calibration_reason(rule.get("calibration_ratio"), bt, r["jeffreys_alpha"]): fired[action]["calibration_ratio"] = why
     action = "retrain" if fired["retrain"] else "warn" if fired["warn"] else "none"
     if action == "retrain" and len(dq) and r["hold_retrain_on_data_quality"]:
-        action = "warn"; fired["warn"].append("retraining withheld until the data-quality issues are fixed")
+        action = "warn"; fired["warn"]["hold"] = "retraining withheld until the data-quality issues are fixed"
     return {"action": action, "exit_code": {"none": EXIT_NOTHING, "warn": EXIT_WARN, "retrain": EXIT_RETRAIN}[action],
-            "reasons": fired["retrain"] + fired["warn"]}
+            "reasons": [*fired["retrain"].values(), *(v for k, v in fired["warn"].items() if k not in fired["retrain"])]}
 
 # %% ../nbs/26_monitoring.ipynb #8f9ad388
 def _safe(s)->str: return re.sub(r"[^A-Za-z0-9_.-]", "_", str(s))
