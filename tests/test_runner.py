@@ -1,11 +1,11 @@
 """The job runner end to end: refusals before any kernel, failures, kills, tags and the real training job."""
-import json, os, signal, subprocess, time
+import json, os, shutil, signal, subprocess, time
 from pathlib import Path
 import mlflow
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
-from conftest import ROOT, MLCORE, cli
+from conftest import ROOT, MLCORE, cli, write_job
 from mlcore.config import ConfigError
 from mlcore.runner import run_job, repair_stale_runs
 
@@ -46,6 +46,57 @@ def test_failing_job_leaves_failed_run_with_notebook(jobs, store):
     assert "bad input: n=7" in nb.read_text()
     assert not list(Path(run.data.tags["mlcore.run_dir"]).glob("*.running.ipynb"))
 
+
+
+def printed_error(stderr: str) -> str:
+    "The error `mlcore run` printed (its last stderr lines)"
+    assert "  error: " in stderr, stderr[-3000:]
+    return stderr.split("  error: ", 1)[1].rstrip("\n")
+
+
+def test_huge_error_is_cut_and_names_the_failing_line(jobs, store):
+    "A 24 KB exception message: the printed error is about 2 KB and names line 3; run.json and the notebook keep it all"
+    values = ", ".join(str(i) for i in range(5000))
+    write_job(jobs, "huge", 'use_case: str = "tests"  # experiment',
+              "from mlcore.tracking import start_job_run\nstart_job_run(use_case, 'x')\n"
+              "raise ValueError('bad rows: ' + ', '.join(str(i) for i in range(5000)))\nprint('never')")
+    r = cli("run", "huge", env=store)
+    assert r.returncode == 1, r.stdout + r.stderr
+    err = printed_error(r.stderr)
+    assert len(err) <= 2100, len(err)
+    assert err.startswith("cell 2, line 3: `raise ValueError('bad rows: ' + ', '.join(str(i) for i in range(5000)))`: ValueError: bad rows: 0, 1, 2")
+    assert err.endswith("4998, 4999") and "characters cut; the whole traceback is in the executed notebook and run.json" in err
+    (run,) = all_runs()
+    assert run.data.tags["mlcore.error"] == err
+    d = Path(run.data.tags["mlcore.run_dir"])
+    manifest = json.loads((d / "run.json").read_text())
+    assert manifest["error"] == err and manifest["status"] == "FAILED" and manifest["recorded"] is True
+    tb = manifest["traceback"]
+    assert f"ValueError: bad rows: {values}" in tb and "----> 3 raise ValueError" in tb and "\x1b" not in tb
+    assert values in (d / "huge.failed.ipynb").read_text()
+
+
+@pytest.mark.slow
+def test_train_refuses_a_continuous_target(tmp_path, store):
+    "The real train job on a catalog dataset whose target is a continuous score: exit 1 before any fitting, a short clear error"
+    import numpy as np
+    from mlcore.datasets import load_german_credit
+    proj = tmp_path / "proj"
+    (proj / "params").mkdir(parents=True)
+    shutil.copy(ROOT / "settings.ini", proj)
+    gc = load_german_credit()
+    scores = np.random.default_rng(0).uniform(0, 1, len(gc)).round(4)
+    gc.assign(default=scores).to_csv(proj / "scored.csv", index=False)
+    (proj / "params" / "catalog.yaml").write_text(f"datasets:\n  scored: {{format: csv, path: {proj}/scored.csv}}\n")
+    r = cli("run", "train", "-p", "dataset=scored", env={**store, "MLCORE_HOME": str(proj), "MLCORE_JOBS_DIR": str(ROOT / "nbs" / "jobs")})
+    assert r.returncode == 1, r.stdout + r.stderr
+    err = printed_error(r.stderr)
+    assert len(err) < 2100, len(err)
+    assert "line 3: `check_binary_target(df, target)" in err, err
+    assert f"ValueError: target 'default' must be 0/1 (1 = the event) for a credit PD model; found {len(set(scores))} distinct values such as" in err
+    (run,) = all_runs()
+    assert run.info.status == "FAILED" and "rows_train" not in run.data.metrics  # refused before the split
+    assert not MlflowClient().search_model_versions("name = 'credit_pd'")
 
 def test_successful_job_is_finished(jobs, store):
     res = run_job("ok", overrides=["n=21"])
