@@ -14,12 +14,18 @@ def _workers(v:str)->int:
     if n < 1: raise argparse.ArgumentTypeError(f"--workers must be at least 1, got {n}")
     return n
 
+def _request_bytes(v:str)->int:
+    n = int(v)
+    if n < 1: raise argparse.ArgumentTypeError(f"--max-request-bytes must be at least 1, got {n}")
+    return n
+
 def _serve(a)->int:
     from mlflow.exceptions import MlflowException
     from mlcore.config import ConfigError
     from mlcore.integrity import ModelIntegrityError
     from mlcore.serving import serve
-    try: serve(a.model, a.host, a.port, a.decision_log, a.workers)
+    try: serve(a.model, a.host, a.port, a.decision_log, a.workers, a.max_request_bytes)
+    except ConfigError: raise   # a bad setting already names its file (or variable) and key
     except (ValueError, ModelIntegrityError, MlflowException) as e:  # bad reference, unknown or tampered model: one clear line
         raise ConfigError("mlcore serve", "--model", str(e)) from None
     return 0
@@ -33,5 +39,7 @@ def register(sub):
     p.add_argument("--decision-log", default=None, help="JSON-lines decision log (default: runs/decisions/NAME.jsonl)")
     p.add_argument("--workers", type=_workers, default=1,
                    help="worker processes, each loading and verifying the model once (default 1; about one per core)")
+    p.add_argument("--max-request-bytes", type=_request_bytes, default=None,
+                   help="larger request bodies get 413 before they are read (default: serving.max_request_bytes in params/settings.yaml, 1 MiB)")
     p.set_defaults(func=_serve)
 

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ENV_OVERRIDES', 'ConfigError', 'did_you_mean', 'read_yaml', 'check_type', 'refuse_secrets', 'from_dict',
-           'TrackingSettings', 'SparkSettings', 'PathSettings', 'Settings', 'project_root', 'load_settings',
-           'file_sha256']
+           'TrackingSettings', 'SparkSettings', 'PathSettings', 'ServingSettings', 'Settings', 'project_root',
+           'load_settings', 'file_sha256']
 
 # %% ../nbs/00_config.ipynb #5cb0ecde
 import dataclasses, datetime as dt, difflib, hashlib, math, os, re, types, typing
@@ -173,6 +173,20 @@ class PathSettings:
     runs: str = "runs"                   # executed job notebooks
     jobs: str = "nbs/jobs"               # job notebooks
 
+# %% ../nbs/00_config.ipynb #c9861660
+@dataclass
+class ServingSettings:
+    "Limits of the REST scoring service (`mlcore serve`)"
+    max_request_bytes: int = 1_048_576   # larger request bodies get 413 before they are read (1 MiB; 100 applicants take tens of KB)
+
+    def check(self,
+              source:str,                          # file (or 'environment') the value came from
+              key:str="serving.max_request_bytes"  # key (or variable) to name in the error
+             ):
+        "Raise `ConfigError` unless the limit is a positive number of bytes"
+        if self.max_request_bytes < 1:
+            raise ConfigError(source, key, f"expected a positive number of bytes, got {self.max_request_bytes}")
+
 # %% ../nbs/00_config.ipynb #11107037
 @dataclass
 class Settings:
@@ -180,6 +194,7 @@ class Settings:
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     paths: PathSettings = field(default_factory=PathSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
     root: Path = field(default=Path("."), init=False)
 
     def path(self, p:str)->Path:
@@ -218,7 +233,14 @@ ENV_OVERRIDES = {
     "MLCORE_DATA_DIR":      ("paths", "data"),
     "MLCORE_RUNS_DIR":      ("paths", "runs"),
     "MLCORE_JOBS_DIR":      ("paths", "jobs"),
+    "MLCORE_MAX_REQUEST_BYTES": ("serving", "max_request_bytes"),
 }
+
+def _env_value(var:str, text:str, tp):
+    "An environment variable's text as the setting's type `tp` (text, or an integer for a count)"
+    if tp is not int: return text
+    try: return int(text)
+    except ValueError: raise ConfigError("environment", var, f"expected an integer, got {text!r}") from None
 
 def load_settings(root:str|Path|None=None, # project root (default: `project_root()`)
                   path:str|Path|None=None, # settings file (default: params/settings.yaml)
@@ -230,9 +252,11 @@ def load_settings(root:str|Path|None=None, # project root (default: `project_roo
     data = read_yaml(path) if path.exists() else {}
     refuse_secrets(data, path)
     s = from_dict(Settings, data, path)
+    s.serving.check(path)
     env = os.environ if env is None else env
     for var, (sec, key) in ENV_OVERRIDES.items():
-        if env.get(var): setattr(getattr(s, sec), key, env[var])
+        if env.get(var): setattr(getattr(s, sec), key, _env_value(var, env[var], typing.get_type_hints(type(getattr(s, sec)))[key]))
+    s.serving.check("environment", "MLCORE_MAX_REQUEST_BYTES")   # the file's value passed above: only the variable can fail here
     s.root = root.resolve()
     return s
 

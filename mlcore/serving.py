@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['parse_model_ref', 'resolve_model', 'input_contract', 'check_record', 'decisions', 'DecisionLog',
-           'contract_from_signature', 'json_schema', 'RowScorer', 'row_scorer', 'create_app', 'model_contract',
-           'app_from_registry', 'app_from_env', 'serve']
+           'contract_from_signature', 'json_schema', 'RowScorer', 'row_scorer', 'BodyLimit', 'create_app',
+           'model_contract', 'app_from_registry', 'app_from_env', 'serve']
 
 # %% ../nbs/72_serving.ipynb #bf2f305a
 import bisect, datetime as dt, hashlib, hmac, json, math, os, threading, time, uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .config import ServingSettings
 
 # %% ../nbs/72_serving.ipynb #2b1b5a85
 def parse_model_ref(ref:str)->tuple:
@@ -175,35 +176,65 @@ def row_scorer(model)->RowScorer|None:
     return RowScorer(cm)
 
 
+# %% ../nbs/72_serving.ipynb #26cd15fa
+def _refusal(status:int, rid:str, problems:list, headers:dict|None=None):
+    "The service's error response: the request id and every problem by field"
+    from fastapi.responses import JSONResponse
+    return JSONResponse({"request_id": rid, "errors": problems}, status_code=status, headers=headers)
+
+class BodyLimit:
+    "ASGI middleware: a request body over `max_bytes` gets 413 before the app reads or parses it"
+    def __init__(self, app,           # the ASGI app it guards
+                 max_bytes:int):      # largest request body accepted
+        if max_bytes < 1: raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes}")
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http": return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes: return await self._refuse(scope, receive, send)  # not one byte read
+        held, n = [], 0
+        while True:   # read here, up to the limit, so that a body without a length is cut off at the limit
+            held.append(msg := await receive())
+            if msg["type"] != "http.request": break
+            n += len(msg.get("body", b""))
+            if n > self.max_bytes: return await self._refuse(scope, receive, send)
+            if not msg.get("more_body"): break
+        async def replay(): return held.pop(0) if held else await receive()
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send):
+        problem = [{"field": "(body)", "problem": f"request body is larger than {self.max_bytes} bytes"}]
+        await _refusal(413, str(uuid.uuid4()), problem, {"Connection": "close"})(scope, receive, send)
+
 # %% ../nbs/72_serving.ipynb #de3a2997
 def create_app(model,                  # object with .predict(pandas.DataFrame)
                contract:dict,          # input contract (see `input_contract`)
                info:dict,              # model identity: name, version, alias, run_id
                log:DecisionLog|None=None,
                max_batch:int=100,
-               fast:bool=True):         # score an mlcore scorecard with `RowScorer` (same output, no pandas per request)
+               fast:bool=True,          # score an mlcore scorecard with `RowScorer` (same output, no pandas per request)
+               max_request_bytes:int=ServingSettings.max_request_bytes): # larger bodies get 413 before they are read
     "FastAPI app scoring single applicants and small batches"
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
     app = FastAPI(title="mlcore scoring service", version=str(info.get("version")),
                   description=f"PD, score, grade and reason codes from model {info.get('name')} version {info.get('version')}")
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     one = json_schema(contract)
     cols = list(contract["columns"])
     scorer = row_scorer(model) if fast else None
     problems = {"type": "object", "required": ["request_id", "errors"], "properties": {"request_id": {"type": "string"}, "errors": {
         "type": "array", "items": {"type": "object", "required": ["field", "problem"],
                                    "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}}}}
-    def refusals(*codes):  # documented in the OpenAPI schema, so clients (and schemathesis) know every answer
-        why = {400: "body is not JSON", 413: "too many applicants", 422: "a field is missing, unknown or invalid (named in errors)",
+    big = f"request body larger than {max_request_bytes} bytes"
+    def refusals(*codes, big=big):  # documented in the OpenAPI schema, so clients (and schemathesis) know every answer
+        why = {400: "body is not JSON", 413: big, 422: "a field is missing, unknown or invalid (named in errors)",
                500: "the model failed (see the decision log)"}
         return {c: {"description": why[c], "content": {"application/json": {"schema": problems}}} for c in codes}
 
-    def _err(status, rid, problems):
-        return JSONResponse({"request_id": rid, "errors": problems}, status_code=status)
-
     async def _body(request, rid):
         try: return await request.json(), None
-        except Exception: return None, _err(400, rid, [{"field": "(body)", "problem": "request body is not valid JSON"}])
+        except Exception: return None, _refusal(400, rid, [{"field": "(body)", "problem": "request body is not valid JSON"}])
 
     ints = [c for c, s in contract["columns"].items() if s["type"] == "integer"]
     def _typed(rec):  # 8.0 passes the check for an integer field; the model's signature wants the int 8
@@ -214,7 +245,7 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
             out = scorer.decisions(records) if scorer else decisions(model.predict(pd.DataFrame([_typed(r) for r in records], columns=cols)))
         except Exception as e:
             if log: log.write(request_id=rid, status="error", error=f"{type(e).__name__}: {e}"[:500], model=info)
-            return None, _err(500, rid, [{"field": "(model)", "problem": "the model failed to score this request; see the decision log"}])
+            return None, _refusal(500, rid, [{"field": "(model)", "problem": "the model failed to score this request; see the decision log"}])
         ms = (time.perf_counter() - t0)*1000
         if log:
             for rec, d in zip(records, out):
@@ -231,20 +262,21 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
     @app.get("/model", summary="the model served and its input contract")
     def model_info(): return {"model": info, "input": one}
 
-    @app.post("/score", summary="score one applicant", responses=refusals(400, 422, 500),
+    @app.post("/score", summary="score one applicant", responses=refusals(400, 413, 422, 500),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": one}}}})
     async def score(request: Request):
         rid, t0 = str(uuid.uuid4()), time.perf_counter()
         rec, err = await _body(request, rid)
         if err: return err
-        if not isinstance(rec, dict): return _err(422, rid, [{"field": "(body)", "problem": "expected one applicant as a JSON object"}])
-        if problems := check_record(rec, contract): return _err(422, rid, problems)
+        if not isinstance(rec, dict): return _refusal(422, rid, [{"field": "(body)", "problem": "expected one applicant as a JSON object"}])
+        if problems := check_record(rec, contract): return _refusal(422, rid, problems)
         out, err = _score([rec], rid, t0)
         return err or {"request_id": rid, "model": info, "decision": out[0]}
 
     batch = {"type": "object", "properties": {"applicants": {"type": "array", "items": one, "minItems": 1, "maxItems": max_batch}},
              "required": ["applicants"], "additionalProperties": False}
-    @app.post("/score/batch", summary=f"score up to {max_batch} applicants", responses=refusals(400, 413, 422, 500),
+    @app.post("/score/batch", summary=f"score up to {max_batch} applicants",
+              responses=refusals(400, 413, 422, 500, big=f"more than {max_batch} applicants, or {big}"),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": batch}}}})
     async def score_batch(request: Request):
         rid, t0 = str(uuid.uuid4()), time.perf_counter()
@@ -252,11 +284,11 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
         if err: return err
         recs = body.get("applicants") if isinstance(body, dict) and set(body) == {"applicants"} else None
         if not isinstance(recs, list) or not recs:
-            return _err(422, rid, [{"field": "applicants", "problem": "expected {\"applicants\": [one or more objects]}"}])
-        if len(recs) > max_batch: return _err(413, rid, [{"field": "applicants", "problem": f"at most {max_batch} applicants per request, got {len(recs)}"}])
+            return _refusal(422, rid, [{"field": "applicants", "problem": "expected {\"applicants\": [one or more objects]}"}])
+        if len(recs) > max_batch: return _refusal(413, rid, [{"field": "applicants", "problem": f"at most {max_batch} applicants per request, got {len(recs)}"}])
         problems = [{"field": f"applicants[{i}]" + (f".{p['field']}" if p["field"] != "(body)" else ""), "problem": p["problem"]}
                     for i, r in enumerate(recs) for p in (check_record(r, contract) if isinstance(r, dict) else [{"field": "(body)", "problem": "expected a JSON object"}])]
-        if problems: return _err(422, rid, problems)
+        if problems: return _refusal(422, rid, problems)
         out, err = _score(recs, rid, t0)
         return err or {"request_id": rid, "model": info, "decisions": out}
     return app
@@ -270,7 +302,8 @@ def model_contract(mv, model)->dict:
 
 def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
                       log_path:str|Path|None=None,   # decision log (default: runs/decisions/NAME.jsonl)
-                      max_batch:int=100):
+                      max_batch:int=100,
+                      max_request_bytes:int|None=None): # largest request body (default: settings' serving.max_request_bytes)
     "The scoring app for a registered model version, with its stored contract"
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -282,19 +315,22 @@ def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
     contract = model_contract(mv, model)
     info = {"name": mv.name, "version": str(mv.version), "alias": parse_model_ref(ref)[1], "run_id": mv.run_id}
     log = DecisionLog(log_path or s.runs_dir/"decisions"/f"{mv.name}.jsonl")
-    return create_app(model, contract, info, log, max_batch)
+    limit = s.serving.max_request_bytes if max_request_bytes is None else max_request_bytes
+    return create_app(model, contract, info, log, max_batch, max_request_bytes=limit)
 
 def app_from_env():
-    "The app each `serve` worker process builds (uvicorn factory): model reference and decision log from the environment"
+    "The app each `serve` worker process builds (uvicorn factory): model reference, decision log and body limit from the environment"
     return app_from_registry(os.environ.get("MLCORE_SERVE_MODEL", "credit_pd@champion"), os.environ.get("MLCORE_SERVE_DECISION_LOG") or None)
 
 def serve(ref:str="credit_pd@champion", host:str="127.0.0.1", port:int=8080, log_path:str|None=None,
-          workers:int=1):  # uvicorn worker processes; each loads and verifies the model once
+          workers:int=1,                    # uvicorn worker processes; each loads and verifies the model once
+          max_request_bytes:int|None=None): # largest request body (default: settings' serving.max_request_bytes)
     "Run the scoring service with uvicorn (loopback by default)"
     import uvicorn
     if workers <= 1:
-        uvicorn.run(app_from_registry(ref, log_path), host=host, port=port, log_level="info", access_log=False); return
-    app_from_registry(ref, log_path)    # fail fast (tampered model, bad reference) before any worker starts
+        uvicorn.run(app_from_registry(ref, log_path, max_request_bytes=max_request_bytes), host=host, port=port, log_level="info", access_log=False); return
+    app_from_registry(ref, log_path, max_request_bytes=max_request_bytes)    # fail fast (tampered model, bad reference) before any worker starts
     os.environ.update(MLCORE_SERVE_MODEL=ref, MLCORE_SERVE_DECISION_LOG=str(log_path or ""))
+    if max_request_bytes is not None: os.environ["MLCORE_MAX_REQUEST_BYTES"] = str(max_request_bytes)   # the workers' load_settings reads it
     uvicorn.run("mlcore.serving:app_from_env", factory=True, workers=workers, host=host, port=port, log_level="info", access_log=False)
 

@@ -69,3 +69,23 @@ def test_cli_reports_params_error_with_exit_code_2(store, tmp_path):
     r = cli("run", "train", "-f", str(f), env=store)
     assert r.returncode == 2, r.stderr
     assert f"{f}: 'seed': expected int, got str 'forty-two'" in r.stderr
+
+
+def test_serving_limit_is_a_positive_number_of_bytes(tmp_path):
+    "serving.max_request_bytes (the REST service's body limit) from the file or MLCORE_MAX_REQUEST_BYTES, refused naming where it came from"
+    assert load_settings(env={}).serving.max_request_bytes == 1048576          # params/settings.yaml
+    f = tmp_path / "settings.yaml"
+    for value, problem in (("0", "expected a positive number of bytes, got 0"), ("-5", "expected a positive number of bytes, got -5"),
+                           ("1 MiB", "expected int, got str '1 MiB'"), ("true", "expected int, got bool True"), ("1048576.0", "expected int, got float 1048576.0")):
+        f.write_text(f"serving:\n  max_request_bytes: {value}\n")
+        with pytest.raises(ConfigError) as e: load_settings(ROOT, f, env={})
+        assert (e.value.source, e.value.key) == (str(f), "serving.max_request_bytes") and problem in e.value.problem, e.value
+    f.write_text("serving:\n  max_request_byte: 10\n")
+    with pytest.raises(ConfigError, match=r"'serving.max_request_byte': unknown key \(did you mean 'max_request_bytes'\?\)"):
+        load_settings(ROOT, f, env={})
+    f.write_text("serving:\n  max_request_bytes: 2048\n")
+    assert load_settings(ROOT, f, env={}).serving.max_request_bytes == 2048
+    assert load_settings(ROOT, f, env={"MLCORE_MAX_REQUEST_BYTES": "4096"}).serving.max_request_bytes == 4096
+    for value, problem in (("0", "expected a positive number of bytes, got 0"), ("4 KB", "expected an integer, got '4 KB'")):
+        with pytest.raises(ConfigError) as e: load_settings(ROOT, f, env={"MLCORE_MAX_REQUEST_BYTES": value})
+        assert (e.value.source, e.value.key) == ("environment", "MLCORE_MAX_REQUEST_BYTES") and problem in e.value.problem, e.value
