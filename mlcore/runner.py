@@ -8,7 +8,7 @@ __all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_USAGE', 'EXIT_ENV', 'EXIT_KILLED', 'M
            'repair_stale_runs', 'run_job', 'describe_jobs']
 
 # %% ../nbs/80_runner.ipynb #06f467eb
-import ast, contextlib, datetime as dt, json, os, signal, socket, sys, time
+import ast, contextlib, datetime as dt, json, os, re, signal, socket, sys, time, traceback
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml
@@ -159,7 +159,6 @@ def _env(**kw):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-import re, traceback
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CELL_FRAME = re.compile(r"^\s*(?:Cell In\[(\d+)\], line (\d+)|<ipython-input-(\d+)-[0-9a-f]+>)")
 _MARKER = re.compile(r"^-+>\s*(\d+) ?(.*)$", re.M)
