@@ -164,6 +164,12 @@ run-book: $(STAMP)
 	MLCORE_USER=demo-validator $(BIN)/mlcore run validate -f params/credit_pd_book/validate.yaml
 
 # --- robustness ---
+.PHONY: golden
+# The golden record of the credit PD flow (tests/golden/credit_pd.json), checked by tests/test_golden.py. Re-record only
+# when a change of results is intended, and say so in the commit.
+golden: $(STAMP) check-java
+	$(PY) tests/golden.py
+
 .PHONY: soak fuzz
 # 5 minutes of moderate load (40 req/s, 4 keep-alive clients) on `mlcore serve` of the store's champion on loopback
 # (run `make run` first): prints requests, errors, 5xx, latency and server RSS; fails on any error or RSS growth >= 50 MB
