@@ -9,6 +9,7 @@ __all__ = ['spark_home', 'free_port', 'StandaloneCluster']
 import json, os, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 from .spark import java_version
+from fastcore.basics import patch
 
 # %% ../nbs/71_cluster.ipynb #4b9dbd10
 def spark_home()->Path:
@@ -46,7 +47,8 @@ class StandaloneCluster:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as r: return json.load(r)
 
 # %% ../nbs/71_cluster.ipynb #99221c08
-def _start(self:StandaloneCluster, timeout:float=120):
+@patch
+def start(self:StandaloneCluster, timeout:float=120):
     java_version()
     self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                 "--port", str(self.port), "--webui-port", str(self.ui_port))
@@ -64,7 +66,8 @@ def _start(self:StandaloneCluster, timeout:float=120):
     self.stop()
     raise RuntimeError(f"Spark standalone cluster did not start within {timeout}s:\n{logs}")
 
-def _stop(self:StandaloneCluster):
+@patch
+def stop(self:StandaloneCluster):
     import signal
     for _, p, log in reversed(self.procs):
         if p.poll() is None:
@@ -76,6 +79,5 @@ def _stop(self:StandaloneCluster):
         log.close()
     self.procs = []
 
-StandaloneCluster.start, StandaloneCluster.stop = _start, _stop
 StandaloneCluster.__enter__ = lambda self: self.start()
 StandaloneCluster.__exit__ = lambda self, *exc: self.stop()

@@ -121,15 +121,20 @@ def add_api_cells(nb,           # notebook (nbformat), modified in place
     from execnb.nbio import dict2nb
     proc = NBProcessor(nb=dict2nb(nb), procs=[add_show_docs], rm_directives=False)
     proc.process()
-    cells = []
+    cells, shown = [], {c.source.strip()[9:-1] for c in proc.nb.cells
+                        if c.cell_type == "code" and re.fullmatch(r"show_doc\([\w.]+\)", c.source.strip())}
+    patched = lambda src: [f"{k}.{n}" for n, k in re.findall(r"^@patch\s*\n(?:@\w+\s*\n)*def (\w+)\(self\s*:\s*(\w+)", src, re.M)]
+    later = {m for c in proc.nb.cells if c.cell_type == "code" for m in patched(c.source)}  # entries after their own cell
     for c in proc.nb.cells:
         cell = nbformat.from_dict({k: v for k, v in c.items() if k in _CELL_KEYS})
         if cell.cell_type == "code": cell.setdefault("outputs", []); cell.setdefault("execution_count", None)
         cell.setdefault("metadata", {})
         cells.append(cell)
-        if cell.cell_type == "code" and (m := re.fullmatch(r"show_doc\((\w+)\)", cell.source.strip())):
+        if cell.cell_type != "code": continue
+        if m := re.fullmatch(r"show_doc\((\w+)\)", cell.source.strip()):
             cells += [nbformat.v4.new_code_cell(f"show_doc({m.group(1)}.{n.split('.', 1)[1]})")
-                      for n in members if n.startswith(m.group(1) + ".")]
+                      for n in members if n.startswith(m.group(1) + ".") and n not in later]
+        cells += [nbformat.v4.new_code_cell(f"show_doc({n})") for n in patched(cell.source) if n in members and n not in shown]
     nb.cells = [nbformat.v4.new_code_cell("#| hide\nfrom nbdev.showdoc import show_doc")] + cells
     for c in nb.cells: c.pop("id", None)
     return nb

@@ -14,6 +14,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from .config import Settings, load_settings
 from .tracking import trained_by, configure_tracking
+from fastcore.basics import patch
 
 # %% ../nbs/52_governance.ipynb #59cb0d62
 EVENTS = ("registered", "validated", "approved", "rejected", "champion_moved", "retired")
@@ -60,7 +61,8 @@ class AuditLog:
         return e
 
 # %% ../nbs/52_governance.ipynb #d40b8a59
-def _verify(self)->list:
+@patch
+def verify(self:AuditLog)->list:
     "Problems found in the chain (empty when the log is intact)"
     probs, prev, prev_ts = [], GENESIS, ""
     if not self.path.exists():
@@ -81,7 +83,6 @@ def _verify(self)->list:
             probs.append(f"head file says the last entry is seq {h.get('seq')} with hash {str(h.get('hash'))[:12]}…, the log ends elsewhere (entries cut off or head replaced)")
     else: probs.append(f"{self.head_path}: head file missing")
     return probs
-AuditLog.verify = _verify
 
 # %% ../nbs/52_governance.ipynb #86923004
 def _parse_when(when)->str:
@@ -92,7 +93,8 @@ def _parse_when(when)->str:
     if t.tzinfo is None: t = t.replace(tzinfo=dt.timezone.utc)
     return t.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
-def _champion_at(self, model:str, when)->str|None:
+@patch
+def champion_at(self:AuditLog, model:str, when)->str|None:
     "Version that was champion of `model` at `when` (ISO date or time, UTC by default), or None"
     t, champ = _parse_when(when), None
     for e in self.entries():
@@ -101,7 +103,6 @@ def _champion_at(self, model:str, when)->str|None:
         if e["event"] == "champion_moved": champ = e["version"]
         elif e["event"] == "retired" and e["version"] == champ: champ = None
     return champ
-AuditLog.champion_at = _champion_at
 
 # %% ../nbs/52_governance.ipynb #4f6d863b
 def resolve_version(model:str, version:str|int|None="latest", client:MlflowClient|None=None):

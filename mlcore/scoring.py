@@ -6,10 +6,11 @@
 __all__ = ['CreditModel', 'example_input', 'CreditPDModel', 'log_credit_model', 'comparison_table', 'choose_model']
 
 # %% ../nbs/46_scoring.ipynb #6cb7cb02
-import json
+import contextlib, json
 import numpy as np
 import pandas as pd
 import mlflow
+from fastcore.basics import patch
 from threadpoolctl import threadpool_limits
 from mlflow.tracking import MlflowClient
 from .binning import bin_index, bin_index_arrow, bin_labels
@@ -56,16 +57,13 @@ class CreditModel:
         return {k: v for k, v in self.__dict__.items() if k not in ("_explainer", "_tables")}
 
 # %% ../nbs/46_scoring.ipynb #aa3be0d5
-def _one_thread(f):
-    "Run method `f` of a challenger with one OpenMP thread (gradient boosting on batches: threads cost more than they bring, see ChallengerModel)"
-    import functools
-    @functools.wraps(f)
-    def g(self, *a, **k):
-        if self.challenger is None: return f(self, *a, **k)   # a scorecard runs no OpenMP code: no limit to set per call
-        with threadpool_limits(1, user_api="openmp"): return f(self, *a, **k)
-    return g
+def _one_thread(model)->contextlib.AbstractContextManager:
+    "One OpenMP thread while a challenger scores (gradient boosting on batches: threads cost more than they bring, see ChallengerModel)"
+    # a scorecard runs no OpenMP code: no limit to set per call
+    return contextlib.nullcontext() if model.challenger is None else threadpool_limits(1, user_api="openmp")
 
-def _lookup_tables(self)->dict:
+@patch
+def _lookup_tables(self:CreditModel)->dict:
     "Per characteristic, arrays indexed by bin: WoE, and (scorecard) points lost; grades; reason texts with '' last (no reason)"
     if getattr(self, "_tables", None) is None:
         b, chars, ms = self.state["binning"], self.state["characteristics"], self.state["master_scale"]
@@ -77,25 +75,30 @@ def _lookup_tables(self)->dict:
         self._tables = t
     return self._tables
 
-def _check_inputs(self, columns):
+@patch
+def _check_inputs(self:CreditModel, columns):
     if missing := [c for c in self.state["characteristics"] if c not in columns]:
         raise KeyError(f"input lacks model characteristic(s) {missing}")
 
-def _bins(self, data)->np.ndarray:
+@patch
+def _bins(self:CreditModel, data)->np.ndarray:
     "Bin of every model characteristic (rows × characteristics, model order) of a pandas frame or a pyarrow RecordBatch/Table"
     if isinstance(data, pd.DataFrame): names, n, col, bins = data.columns, len(data), data.__getitem__, bin_index
     else: names, n, col, bins = data.schema.names, data.num_rows, data.column, bin_index_arrow
     self._check_inputs(names)
     return np.column_stack([bins(col(s["name"]), s) for s in self.state["binning"]]) if self.state["binning"] else np.zeros((n, 0), int)
 
-def _woe_of_bins(self, B:np.ndarray)->np.ndarray:
+@patch
+def _woe_of_bins(self:CreditModel, B:np.ndarray)->np.ndarray:
     return np.column_stack([w[B[:, j]] for j, w in enumerate(self._lookup_tables()["woe"])]) if B.shape[1] else np.zeros((len(B), 0))
 
-def _woe_matrix(self, df:pd.DataFrame)->np.ndarray:
+@patch
+def _woe_matrix(self:CreditModel, df:pd.DataFrame)->np.ndarray:
     "WoE of every model characteristic (columns in model order)"
     return self._woe_of_bins(self._bins(df))
 
-def _logit_woe(self, W:np.ndarray)->np.ndarray:
+@patch
+def _logit_woe(self:CreditModel, W:np.ndarray)->np.ndarray:
     if self.challenger is None:
         sc = self.state["scorecard"]
         z = np.full(len(W), sc["intercept"])
@@ -104,17 +107,20 @@ def _logit_woe(self, W:np.ndarray)->np.ndarray:
     cal = self.state["calibration"]
     return cal["intercept"] + cal["slope"]*self.challenger.decision_function(W)
 
-def _points_of_logit(self, z):
+@patch
+def _points_of_logit(self:CreditModel, z):
     factor, offset = scaling(**self.state["scale"])
     return offset - factor*z
 
-def _points_table(self)->pd.DataFrame|None:
+@patch
+def points_table(self:CreditModel)->pd.DataFrame|None:
     "Points per characteristic and bin (scorecard, calibrated); None for the challenger"
     if self.challenger is not None: return None
     sc = self.state["scorecard"]
     return points_table(self.state["binning"], sc["coef"], sc["intercept"], **self.state["scale"])
 
-def _contributions_woe(self, W:np.ndarray)->tuple:
+@patch
+def _contributions_woe(self:CreditModel, W:np.ndarray)->tuple:
     "`(points per characteristic relative to the best applicant, the best applicant's score)`; rows add up to the score"
     factor, _ = scaling(**self.state["scale"])
     ref = best_reference(self.state["binning"])
@@ -126,18 +132,21 @@ def _contributions_woe(self, W:np.ndarray)->tuple:
     cal = self.state["calibration"]
     return -factor*cal["slope"]*phi, float(self._points_of_logit(cal["intercept"] + cal["slope"]*base))
 
-def _points_lost(self, B:np.ndarray, W:np.ndarray)->np.ndarray:
+@patch
+def _points_lost(self:CreditModel, B:np.ndarray, W:np.ndarray)->np.ndarray:
     "Points lost per characteristic against the best applicant (bins `B`, WoE `W`): points table (scorecard) or SHAP (challenger)"
     if self.challenger is None:
         lost = self._lookup_tables()["lost"]
         return np.column_stack([l[B[:, j]] for j, l in enumerate(lost)]) if lost else np.zeros((len(B), 0))
     return -self._contributions_woe(W)[0]
 
-def _reason_tol(self)->float:
+@patch
+def _reason_tol(self:CreditModel)->float:
     "Smallest points lost that counts as a reason (shap works in single precision: ignore its rounding noise)"
     return 1e-9 if self.challenger is None else 1e-6
 
-def _outputs(self, B:np.ndarray)->tuple:
+@patch
+def _outputs(self:CreditModel, B:np.ndarray)->tuple:
     "From the bins of every row: `(pd, score, grade position, reason columns (-1: none))`, the numbers every scoring path shares"
     W = self._woe_of_bins(B)
     z = self._logit_woe(W)
@@ -145,49 +154,42 @@ def _outputs(self, B:np.ndarray)->tuple:
     r = top_reason_index(self._points_lost(B, W), self.state["reasons"]["k"], self._reason_tol())
     return p, self._points_of_logit(z), grade_index(p, self.state["master_scale"]["cutoffs"]), r
 
-@_one_thread
-def _contributions(self, df:pd.DataFrame)->pd.DataFrame:
+@patch
+def contributions(self:CreditModel, df:pd.DataFrame)->pd.DataFrame:
     "Points each characteristic adds to the score relative to the best applicant, and `reference_score` (rows add up to the score)"
-    W = self._woe_matrix(df)
-    c, base = self._contributions_woe(W)
+    with _one_thread(self): c, base = self._contributions_woe(self._woe_matrix(df))
     return pd.DataFrame(c, columns=self.state["characteristics"], index=df.index).assign(reference_score=base)
 
-@_one_thread
-def _reasons(self, df:pd.DataFrame)->np.ndarray:
+@patch
+def reasons(self:CreditModel, df:pd.DataFrame)->np.ndarray:
     "Characteristic of each of the top-k reasons per row (None where fewer)"
     B = self._bins(df)
-    return top_reasons(self._points_lost(B, self._woe_of_bins(B)), self.state["characteristics"], self.state["reasons"]["k"],
-                       self._reason_tol())
+    with _one_thread(self): lost = self._points_lost(B, self._woe_of_bins(B))
+    return top_reasons(lost, self.state["characteristics"], self.state["reasons"]["k"], self._reason_tol())
 
-@_one_thread
-def _score(self, df:pd.DataFrame)->pd.DataFrame:
+@patch
+def score(self:CreditModel, df:pd.DataFrame)->pd.DataFrame:
     "PD, score, grade and reason texts of every row"
-    p, s, g, r = self._outputs(self._bins(df))
+    with _one_thread(self): p, s, g, r = self._outputs(self._bins(df))
     t = self._lookup_tables()
     out = pd.DataFrame({"pd": p, "score": s, "grade": t["grades"][g]}, index=df.index)
     for i in range(r.shape[1]): out[f"reason_{i+1}"] = t["texts"][r[:, i]]
     return out
 
-@_one_thread
-def _predict_pd(self, df:pd.DataFrame)->np.ndarray:
+@patch
+def predict_pd(self:CreditModel, df:pd.DataFrame)->np.ndarray:
     "PD of every row (no grades or reasons)"
-    return 1/(1 + np.exp(-self._logit_woe(self._woe_matrix(df))))
-
-CreditModel.predict_pd, CreditModel._lookup_tables, CreditModel._check_inputs = _predict_pd, _lookup_tables, _check_inputs
-CreditModel._bins, CreditModel._woe_of_bins, CreditModel._outputs = _bins, _woe_of_bins, _outputs
-CreditModel._woe_matrix, CreditModel._logit_woe, CreditModel._points_of_logit = _woe_matrix, _logit_woe, _points_of_logit
-CreditModel.points_table, CreditModel._points_lost, CreditModel.reasons, CreditModel.score = _points_table, _points_lost, _reasons, _score
-CreditModel._contributions_woe, CreditModel.contributions, CreditModel._reason_tol = _contributions_woe, _contributions, _reason_tol
+    with _one_thread(self): return 1/(1 + np.exp(-self._logit_woe(self._woe_matrix(df))))
 
 # %% ../nbs/46_scoring.ipynb #7b89cc16
-@_one_thread
-def _score_arrow(self, batch,        # pyarrow RecordBatch or Table with the model characteristics
+@patch
+def score_arrow(self:CreditModel, batch,        # pyarrow RecordBatch or Table with the model characteristics
                  keep:list=(),       # columns passed through unchanged (keys such as loan_id)
                  dictionary:bool=False # grade and reasons as dictionary arrays (no string copied per row; for Parquet)
                 ):
     "PD, score, grade and reason texts of every row of an Arrow batch (same numbers as `score`), as a batch of the same kind"
     import pyarrow as pa
-    p, s, g, r = self._outputs(self._bins(batch))
+    with _one_thread(self): p, s, g, r = self._outputs(self._bins(batch))
     t = self._lookup_tables()
     texts = pa.array(t["texts"].tolist(), pa.string())
     def pick(values, idx):
@@ -198,7 +200,8 @@ def _score_arrow(self, batch,        # pyarrow RecordBatch or Table with the mod
     names = [*keep, "pd", "score", "grade", *[f"reason_{i+1}" for i in range(r.shape[1])]]
     return type(batch).from_arrays([*(batch.column(c) for c in keep), *cols], names=names)
 
-def _spark_score(self, sdf,             # Spark DataFrame with the model characteristics
+@patch
+def spark_score(self:CreditModel, sdf,             # Spark DataFrame with the model characteristics
                  keep:list=()           # columns passed through (keys such as loan_id)
                 ):
     "PD, score, grade and reason texts of every row of a Spark DataFrame (`score_arrow` in an Arrow UDF)"
@@ -216,8 +219,6 @@ def _spark_score(self, sdf,             # Spark DataFrame with the model charact
     u = F.arrow_udf(score, rtype)
     return (sdf.select(*[F.col(f"`{c}`") for c in keep], u(*[F.col(f"`{c}`") for c in chars]).alias("__scored"))
                .select(*[F.col(f"`{c}`") for c in keep], *[F.col(f"__scored.{c}") for c in out_cols]))
-
-CreditModel.score_arrow, CreditModel.spark_score = _score_arrow, _spark_score
 
 # %% ../nbs/46_scoring.ipynb #6b8e5614
 def _bin_value(spec:dict, i:int, dtype):

@@ -9,6 +9,7 @@ __all__ = ['ServerProblem', 'postgres_bin', 'PostgresServer', 'TrackingServer', 
 import os, pwd, secrets, shutil, signal, subprocess, sys, time, urllib.request
 from pathlib import Path
 from .cluster import free_port
+from fastcore.basics import patch
 
 # %% ../nbs/75_tracking_server.ipynb #1bdd4772
 class ServerProblem(RuntimeError):
@@ -82,7 +83,8 @@ def _initdb(self:PostgresServer, bin:Path):
         raise ServerProblem(f"initdb failed in {self.data}: {(r.stderr or r.stdout).strip()[-800:]}{hint}")
 
 # %% ../nbs/75_tracking_server.ipynb #74f2e54a
-def _pg_start(self:PostgresServer, timeout:float=60):
+@patch
+def start(self:PostgresServer, timeout:float=60):
     bin = postgres_bin()
     if not (self.data/"PG_VERSION").exists(): _initdb(self, bin)
     opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.data}"
@@ -98,11 +100,11 @@ def _pg_start(self:PostgresServer, timeout:float=60):
             con.execute(f'CREATE DATABASE "{self.database}"')
     return self
 
-def _pg_stop(self:PostgresServer):
+@patch
+def stop(self:PostgresServer):
     if (self.data/"postmaster.pid").exists():
         _run([str(postgres_bin()/"pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"], self.os_user)
 
-PostgresServer.start, PostgresServer.stop = _pg_start, _pg_stop
 PostgresServer.__enter__ = lambda self: self.start()
 PostgresServer.__exit__ = lambda self, *exc: self.stop()
 
@@ -133,7 +135,8 @@ class TrackingServer:
         except OSError: return False
 
 # %% ../nbs/75_tracking_server.ipynb #a5ddda34
-def _ts_start(self:TrackingServer, timeout:float=120):
+@patch
+def start(self:TrackingServer, timeout:float=120):
     if "://" not in self.artifacts: Path(self.artifacts).mkdir(parents=True, exist_ok=True)
     self.log.parent.mkdir(parents=True, exist_ok=True)
     self._logf = open(self.log, "a")
@@ -148,7 +151,8 @@ def _ts_start(self:TrackingServer, timeout:float=120):
     raise ServerProblem(f"the MLflow server did not become healthy on {self.url} within {timeout:.0f}s; "
                         f"its log ({self.log}) ends:\n{self.log.read_text()[-2000:]}")
 
-def _ts_stop(self:TrackingServer):
+@patch
+def stop(self:TrackingServer):
     if self.proc is not None and self.proc.poll() is None:
         os.killpg(self.proc.pid, signal.SIGTERM)
         try: self.proc.wait(timeout=5)  # uvicorn waits for open keep-alive connections; do not wait for long
@@ -156,7 +160,6 @@ def _ts_stop(self:TrackingServer):
     if getattr(self, "_logf", None): self._logf.close()
     self.proc = None
 
-TrackingServer.start, TrackingServer.stop = _ts_start, _ts_stop
 TrackingServer.__enter__ = lambda self: self.start()
 TrackingServer.__exit__ = lambda self, *exc: self.stop()
 

@@ -71,6 +71,17 @@ def test_every_exported_symbol_has_an_entry(site):
         assert loc in index_links, f"{mod}.{name} missing from the symbol index"
 
 
+def test_methods_are_found_where_readers_look(site):
+    "Methods are defined in their class or with @patch, so the index and the API pages list them (the main API)"
+    index = soup(site/"reference.html").get_text()
+    for name in ("CreditModel.score", "CreditModel.score_arrow", "CreditModel.spark_score", "CreditModel.contributions",
+                 "AuditLog.verify", "AuditLog.champion_at", "StandaloneCluster.start"):
+        assert name in index, f"{name} missing from the symbol index"
+    scoring = soup(site/"scoring.html")
+    assert scoring.find(id="creditmodel.score") is not None and scoring.find(id="creditmodel.spark_score") is not None
+    assert "_score" not in {a.get_text() for a in soup(site/"reference.html").find_all("code")}
+
+
 def test_argument_comments_and_examples_are_rendered(site):
     drift = soup(site/"drift.html")
     entry = drift.find(id="psi").find_parent(class_="api-entry")
