@@ -49,7 +49,8 @@ def _cmd_run(a)->int:
     res = run_job(a.job, a.params_file, a.param, timeout=a.timeout, log_output=a.log_output)
     from mlflow.tracking import MlflowClient
     versions = MlflowClient().search_model_versions(f"run_id = '{res.run_id}'")
-    print(res.summary(), file=sys.stderr if res.error else sys.stdout)
+    print(res.summary())
+    if res.error: print(f"  error: {res.error}", file=sys.stderr)
     for v in versions: print(f"  registered model:  {v.name} version {v.version}")
     print(f"  open the MLflow UI: mlcore ui   (then http://127.0.0.1:5000/#/experiments/{res.experiment_id}/runs/{res.run_id})")
     return res.exit_code

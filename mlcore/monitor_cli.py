@@ -14,7 +14,8 @@ def _cmd_monitor_run(a)->int:
     "`mlcore run monitor` under its own name: the same job, output and exit codes, plus where the report is"
     from mlcore.runner import run_job
     res = run_job("monitor", a.params_file, a.param, timeout=a.timeout)
-    print(res.summary(), file=sys.stderr if res.error else sys.stdout)
+    print(res.summary())
+    if res.error: print(f"  error: {res.error}", file=sys.stderr)
     if res.decision: print(f"  report:            {next(Path(res.run_dir).glob('report_*.html'), '(none)')}")
     return res.exit_code
 

@@ -109,12 +109,11 @@ class JobResult:
         return {"FINISHED": EXIT_OK, "KILLED": EXIT_KILLED}.get(self.status, EXIT_FAILED)
 
     def summary(self)->str:
-        "What a person or a scheduler's log needs: status, verdict and its reasons, error, run and notebook"
+        "Status, verdict and its reasons, run and notebook, for standard output (the error goes to standard error alone)"
         out = [f"job {self.job}: {self.status}"]
         if self.decision:
             out.append(f"  decision:          {self.decision['action']} (exit code {self.decision['exit_code']})")
             out += [f"    - {r}" for r in self.decision["reasons"]]
-        if self.error: out.append(f"  error: {self.error}")
         out += [f"  MLflow run:        {self.run_id} (experiment {self.experiment_id})", f"  executed notebook: {self.notebook}"]
         return "\n".join(out)
 
