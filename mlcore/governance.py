@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from .config import Settings, load_settings
 from .tracking import trained_by, configure_tracking
 from fastcore.basics import patch
+from .tracking import ModelRef, ModelRefError, resolve_model_ref
 
 # %% ../nbs/52_governance.ipynb #59cb0d62
 EVENTS = ("registered", "validated", "approved", "rejected", "champion_moved", "retired")
@@ -106,19 +107,11 @@ def champion_at(self:AuditLog, model:str, when)->str|None:
 
 # %% ../nbs/52_governance.ipynb #4f6d863b
 def resolve_version(model:str, version:str|int|None="latest", client:MlflowClient|None=None):
-    "The ModelVersion for a number, an alias or 'latest'; clear error when unknown"
-    c = client or MlflowClient()
-    try: c.get_registered_model(model)
-    except mlflow.exceptions.MlflowException: raise GovernanceError(f"there is no registered model '{model}'") from None
-    vs = sorted(c.search_model_versions(f"name = '{model}'"), key=lambda v: int(v.version))
-    if not vs: raise GovernanceError(f"registered model '{model}' has no versions")
+    "The ModelVersion for a number, an alias or 'latest' (`mlcore.tracking.resolve_model_ref`); `GovernanceError` when unknown"
     v = str(version) if version not in (None, "") else "latest"
-    if v == "latest": return vs[-1]
-    if v.isdigit():
-        if match := [x for x in vs if str(x.version) == v]: return match[0]
-        raise GovernanceError(f"model '{model}' has no version {v}; versions: {', '.join(str(x.version) for x in vs)}")
-    try: return c.get_model_version_by_alias(model, v)
-    except mlflow.exceptions.MlflowException: raise GovernanceError(f"model '{model}' has no version or alias '{v}'") from None
+    ref = ModelRef(model, version=v) if v.isdigit() or v == "latest" else ModelRef(model, alias=v)
+    try: return resolve_model_ref(ref, client)
+    except ModelRefError as e: raise GovernanceError(str(e)) from None
 
 def _aliases(model:str, c:MlflowClient)->dict:
     return {k: str(v) for k, v in (c.get_registered_model(model).aliases or {}).items()}
@@ -319,7 +312,7 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
                 "split": {"function": "mlcore.selection.split_sample", "strategy": strategy, "test_size": test_size, "seed": seed, "oot_from": oot_from},
                 "battery": config, "thresholds": rules, "master_scale": scale,
                 "thresholds_file": params_file, "thresholds_sha256": file_sha256(load_settings().path(params_file)) if params_file else None,
-                "rerun": f"mlcore run validate -p registered_model_name={model} -p version={str(mv.version)}"
+                "rerun": f"mlcore run validate -p model={model}/{str(mv.version)}"
                          + (f" -p thresholds_file={params_file}" if params_file else "")}
     page = validation_report(res, gates, lineage, manifest, oot=results.get("oot"), oot_note=oot_note)
     mig_summary = {k: v for k, v in migration.items() if k in ("status", "from", "to", "summary")}

@@ -8,6 +8,7 @@ __all__ = ['IGNORED', 'TAG', 'artifact_digest', 'ModelIntegrityError', 'seal_mod
 # %% ../nbs/73_integrity.ipynb #4e7eca35
 import hashlib, tempfile
 from pathlib import Path
+from .tracking import resolve_model_ref
 
 # %% ../nbs/73_integrity.ipynb #1cf56478
 # MLflow writes this bookkeeping file (name and version) into a stored model folder the first time the
@@ -48,8 +49,7 @@ def seal_model_version(name:str, version:str|int)->str:
 def load_verified_model(ref:str, dst:str|Path|None=None):
     "`(pyfunc model, ModelVersion)` for NAME@ALIAS or NAME/VERSION, after checking its digest"
     import mlflow
-    from mlcore.serving import resolve_model
-    mv = resolve_model(ref)
+    mv = resolve_model_ref(ref)
     want = (mv.tags or {}).get(TAG)
     if not want: raise ModelIntegrityError(f"{mv.name} version {mv.version} was never sealed (no {TAG} tag); refusing to load it")
     dst = Path(dst) if dst else Path(tempfile.mkdtemp(prefix=f"mlcore-{mv.name}-{mv.version}-"))

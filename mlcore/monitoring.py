@@ -5,8 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_RULES', 'LEVELS', 'EXIT_NOTHING', 'EXIT_WARN', 'EXIT_RETRAIN', 'REFERENCE_ARTIFACT', 'merge_rules',
            'psi_level', 'classify', 'calibration_figures', 'backtest', 'monitor_window', 'decide', 'write_json',
-           'save_window', 'headline', 'load_history', 'resolve_model', 'load_reference', 'load_window', 'alerts',
-           'log_window']
+           'save_window', 'headline', 'load_history', 'load_reference', 'load_window', 'alerts', 'log_window']
 
 # %% ../nbs/26_monitoring.ipynb #101359b6
 import json, os, re, tempfile
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 from .drift import drift_table, summarise, spark_summarise, bin_labels
 from .metrics import auc, jeffreys_p, jeffreys_interval, calibration_ratio
-from .tracking import DECISION_CODES
+from .tracking import DECISION_CODES, parse_model_ref, resolve_model_ref
 
 # %% ../nbs/26_monitoring.ipynb #62ad7dd1
 DEFAULT_RULES = {
@@ -257,24 +256,16 @@ def load_history(folder:str|Path,       # history folder
 # %% ../nbs/26_monitoring.ipynb #d78696df
 REFERENCE_ARTIFACT = "monitoring/reference.json"
 
-def resolve_model(model_uri:str)->dict:
-    "Name, version and training run id of `models:/NAME@ALIAS` or `models:/NAME/VERSION`"
-    from mlflow.tracking import MlflowClient
-    m = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", model_uri.strip())
-    if not m: raise ValueError(f"model_uri must be 'models:/NAME@ALIAS' or 'models:/NAME/VERSION', got '{model_uri}'")
-    c = MlflowClient()
-    name, alias, version = m.groups()
-    mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, version)
-    return {"name": name, "version": str(mv.version), "alias": alias, "run_id": mv.run_id}
-
-def load_reference(model_uri:str)->tuple:
-    "(frozen reference, model info with the training run's metrics) of a registered model version"
+def load_reference(model:str # registered model version: NAME@ALIAS or NAME/VERSION
+                  )->tuple:
+    "(frozen reference, model info: the reference as given, name, version, alias, training run and its metrics)"
     import mlflow
     from mlflow.tracking import MlflowClient
-    info = resolve_model(model_uri)
+    mv = resolve_model_ref(model)
+    info = {"ref": model, "name": mv.name, "version": str(mv.version), "alias": parse_model_ref(model).alias, "run_id": mv.run_id}
     try: ref = mlflow.artifacts.load_dict(f"runs:/{info['run_id']}/{REFERENCE_ARTIFACT}")
-    except Exception as e:
-        raise FileNotFoundError(f"{model_uri} (version {info['version']}, run {info['run_id']}) has no frozen reference "
+    except (mlflow.exceptions.MlflowException, OSError) as e:
+        raise FileNotFoundError(f"{model} (version {info['version']}, run {info['run_id']}) has no frozen reference "
                                 f"'{REFERENCE_ARTIFACT}'; the training job must log it") from e
     info["metrics"] = dict(MlflowClient().get_run(info["run_id"]).data.metrics)
     return ref, info

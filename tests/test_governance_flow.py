@@ -31,7 +31,7 @@ def flow(tmp_path_factory):
     for _ in range(2):  # two more versions of the same model, registered as training would (cheaper than training twice)
         mv = c.create_model_version("credit_pd", v1.source, run_id=v1.run_id)
         for k in ("mlcore.trained_by", "mlcore.run_id", TAG): c.set_model_version_tag("credit_pd", str(mv.version), k, v1.tags[k])
-    passed = cli("run", "validate", "-f", "params/credit_pd/validate.yaml", "-p", "version=1", env={**env, "MLCORE_USER": "carol"})
+    passed = cli("run", "validate", "-f", "params/credit_pd/validate.yaml", "-p", "model=credit_pd/1", env={**env, "MLCORE_USER": "carol"})
     yield {"env": env, "dir": d, "passed": passed}
     mp.undo()
 

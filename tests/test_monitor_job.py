@@ -63,6 +63,7 @@ def test_monitor_job_exit_codes_history_report(champion):
     run_id = broken.stdout.split("MLflow run:")[1].split("(")[0].strip()
     r = MlflowClient().get_run(run_id)
     assert r.data.tags["mlcore.monitor.window"] == "2024-02" and r.data.metrics["csi.credit_amount"] > 0.25
+    assert (r.data.tags["mlcore.model.ref"], r.data.tags["mlcore.model.version"]) == ("credit_pd@champion", str(champion["version"]))
     arts = {a.path for a in MlflowClient().list_artifacts(run_id, "monitoring")}
     assert {"monitoring/alerts.json", "monitoring/result.json", "monitoring/report_2024-02.html"} <= arts
     h = cli("monitor", "history", "--folder", champion["history"], env=champion["env"])
@@ -78,11 +79,22 @@ def test_a_model_without_reference_is_refused(champion):
     with mlflow.start_run() as run: mlflow.log_metric("test_gini", 0.5)
     mv = MlflowClient().create_model_version("credit_pd", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
     with pytest.raises(FileNotFoundError, match="has no frozen reference 'monitoring/reference.json'"):
-        load_reference(f"models:/credit_pd/{mv.version}")
-    ref, info = load_reference("models:/credit_pd@champion")
+        load_reference(f"credit_pd/{mv.version}")
+    ref, info = load_reference("credit_pd@champion")
     assert info["version"] == str(champion["version"]) and "score" in ref and info["metrics"]["test_gini"] > 0.4
-    with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
+    assert info["ref"] == "credit_pd@champion" and info["alias"] == "champion"
+    with pytest.raises(ValueError, match="must be NAME@ALIAS"):
         load_reference("credit_pd")
+    with pytest.raises(ValueError, match="is a path or URI"):
+        load_reference("models:/credit_pd@champion")
+
+
+def test_old_parameter_names_are_refused_naming_the_new_one(champion):
+    "The monitor job took `model_uri`, validate `registered_model_name` and `version`: each is refused, naming `model`"
+    for job, old in (("monitor", "model_uri=models:/credit_pd@champion"), ("validate", "version=3"),
+                     ("validate", "registered_model_name=credit_pd")):
+        r = cli("run", job, "-p", old, env=champion["env"])
+        assert r.returncode == 2 and "not a parameter of job" in r.stderr and "with 'model'" in r.stderr, r.stderr
 
 
 def _check_in_browser(page: Path, action: str):

@@ -37,7 +37,7 @@ def book_flow(tmp_path_factory):
     fast = ["-p", f"oot_from={OOT_FROM}", "-p", "search_iter=2", "-p", "search_cv=2", "-p", "calibration_cv=2"]
     tr = cli("run", "train", "-f", "params/credit_pd_book/train.yaml", *fast, env={**env, "MLCORE_USER": "alice"})
     assert tr.returncode == 0, tr.stdout[-3000:] + tr.stderr[-3000:]
-    va = cli("run", "validate", "-f", "params/credit_pd_book/validate.yaml", "-p", "version=1", env={**env, "MLCORE_USER": "carol"})
+    va = cli("run", "validate", "-f", "params/credit_pd_book/validate.yaml", "-p", "model=credit_pd_book/1", env={**env, "MLCORE_USER": "carol"})
     mp = pytest.MonkeyPatch()
     for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLCORE_ARTIFACT_ROOT", "MLCORE_HOME", "MLCORE_AUDIT_LOG"): mp.setenv(k, env[k])
     mp.delenv("MLFLOW_RUN_ID", raising=False)
