@@ -6,7 +6,6 @@
 __all__ = ['feature_columns', 'stratified_split', 'baseline_pipeline']
 
 # %% ../nbs/30_baseline.ipynb #0ef9690a
-import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression

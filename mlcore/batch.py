@@ -7,7 +7,7 @@ __all__ = ['SCORING_SQL_CONF', 'row_problems', 'row_problems_sql', 'row_ok_sql',
            'score_spark', 'sweep_stale_staging', 'publish_many', 'publish', 'score_dataset']
 
 # %% ../nbs/74_batch.ipynb #9556a6bc
-import datetime as dt, fcntl, json, os, shutil, uuid
+import datetime as dt, fcntl, os, shutil, uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -100,7 +100,7 @@ def row_ok_arrow(batch,             # pyarrow RecordBatch or Table
                  key:str|None=None  # also require this column to be present (not null, not NaN)
                 )->np.ndarray:
     "Per row, True exactly where `row_problems` gives '' (and the key is present)"
-    import pyarrow as pa, pyarrow.compute as pc
+    import pyarrow.compute as pc
     ok = np.ones(batch.num_rows, dtype=bool)
     for c, s in contract["columns"].items():
         if c not in batch.schema.names: raise KeyError(f"input lacks model input column '{c}'")

@@ -13,9 +13,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
 from sklearn.utils import ClassifierTags
 from threadpoolctl import threadpool_limits
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d
-from .binning import WoEBinner
+from sklearn.utils.validation import check_is_fitted
 from .scorecard import fit_binner
 
 # %% ../nbs/43_challenger.ipynb #9a69812f

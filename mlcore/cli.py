@@ -7,9 +7,8 @@ __all__ = ['PLUGINS', 'main']
 
 # %% ../nbs/90_cli.ipynb #f682bb20
 import argparse, importlib, signal, subprocess, sys
-from pathlib import Path
 from .config import ConfigError, load_settings
-from .runner import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
+from .runner import EXIT_OK, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
 
 # %% ../nbs/90_cli.ipynb #7fcd03ef
 # Modules that add command groups (`mlcore data ...`, `mlcore approve ...`). Each has

@@ -355,7 +355,8 @@ def validate(df,                   # typed pandas or Spark DataFrame (see `cast_
     "Split `df` into valid and quarantined rows; counts per rule; rows in = valid + quarantined"
     res = _validate_spark(df, contract) if engine == "spark" else _validate_pandas(df, contract)
     c = res.counts
-    assert c["rows_in"] == c["valid"] + c["quarantined"], f"rows in {c['rows_in']} != valid {c['valid']} + quarantined {c['quarantined']}"
+    if c["rows_in"] != c["valid"] + c["quarantined"]:   # nothing is lost: a reconciliation failure is a defect, never published
+        raise RuntimeError(f"rows in {c['rows_in']} != valid {c['valid']} + quarantined {c['quarantined']}")
     if log: log_validation(res)
     return res
 

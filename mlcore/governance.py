@@ -13,9 +13,9 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 from .config import Settings, load_settings
-from .tracking import trained_by, configure_tracking
+from .tracking import trained_by
 from fastcore.basics import patch
-from .tracking import ModelRef, ModelRefError, resolve_model_ref
+from .tracking import ModelRef, ModelRefError, optional_artifact, resolve_model_ref
 
 # %% ../nbs/52_governance.ipynb #59cb0d62
 EVENTS = ("registered", "validated", "approved", "rejected", "champion_moved", "retired")
@@ -214,10 +214,6 @@ def master_scale_dict(scale)->dict|None:
     if isinstance(scale, list): return {str(x["grade"]): float(x.get("pd_max", x.get("upper", x.get("max_pd")))) for x in scale}
     return {str(k): float(v) for k, v in scale.items()}
 
-def _artifact(run_id:str, path:str):
-    try: return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
-    except Exception: return None
-
 # %% ../nbs/52_governance.ipynb #df6e3a07
 def _oot_note(tp:dict, dataset:str, oot)->str:
     "One sentence on the out-of-time sample: what it is, or why there is none"
@@ -272,7 +268,7 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     from mlcore.integrity import load_verified_model
     pyf, _ = load_verified_model(f"{model}/{mv.version}")  # the sealed files only: a tampered version is refused
     inputs = pyf.metadata.get_input_schema().input_names() if pyf.metadata.get_input_schema() else [c_ for c_ in df.columns if c_ != TARGET]
-    scale = _artifact(mv.run_id, "model/master_scale.json") if master_scale is None else master_scale
+    scale = optional_artifact(mv.run_id, "model/master_scale.json") if master_scale is None else master_scale
     scale = master_scale_dict(scale)
     samples = {k: _scored(pyf, split[k], inputs, scale) for k in ("train", "test", "oot") if split[k] is not None}
     dev, test = samples["train"], samples["test"]
@@ -282,7 +278,7 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
         config["auc_initial"] = float(mv.tags["mlcore.validation.auc_initial"]) if "mlcore.validation.auc_initial" in mv.tags else tr.data.metrics.get("test_auc")
     order = list(scale) if scale and set(np.unique(test.grade)) <= set(map(str, scale)) else None
     config.setdefault("grade_order", order)
-    binning, reference = _artifact(mv.run_id, "model/binning.json"), _artifact(mv.run_id, "monitoring/reference.json")
+    binning, reference = optional_artifact(mv.run_id, "model/binning.json"), optional_artifact(mv.run_id, "monitoring/reference.json")
     if reference and "pd" not in reference: reference = {k: v for k, v in reference.items() if k in inputs}
     chars = [c_ for c_ in inputs if c_ in test.columns]
     results = {k: run_battery(samples[k][TARGET], samples[k].pd, samples[k].grade, dev, samples[k], chars, groups(samples[k]), config, binning, reference)

@@ -7,9 +7,9 @@ __all__ = ['model_card_markdown', 'markdown_to_html', 'publish_model_card']
 
 # %% ../nbs/53_model_card.ipynb #728bbb20
 import html, json
-import mlflow
 from mlflow.tracking import MlflowClient
 from .governance import AuditLog, resolve_version
+from .tracking import optional_artifact
 
 # %% ../nbs/53_model_card.ipynb #79b34941
 def _fmt(v, d=3): return "n/a" if v is None else f"{v:.{d}f}" if isinstance(v, float) else str(v)
@@ -84,14 +84,10 @@ def publish_model_card(model:str, version, texts:dict|None=None, log:AuditLog|No
     "Build and log the model card of a version; returns its Markdown and HTML"
     c, log = client or MlflowClient(), log or AuditLog()
     mv = resolve_version(model, version, c); ver = str(mv.version)
-    if texts is None:
-        try: texts = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/model_card/texts.json")
-        except Exception: texts = {}
+    if texts is None: texts = optional_artifact(mv.run_id, "model_card/texts.json") or {}
     tr = c.get_run(mv.run_id)
     summary = None
-    if rid := mv.tags.get("mlcore.validation.run_id"):
-        try: summary = mlflow.artifacts.load_dict(f"runs:/{rid}/validation/summary.json")
-        except Exception: summary = None
+    if rid := mv.tags.get("mlcore.validation.run_id"): summary = optional_artifact(rid, "validation/summary.json")
     info = {"model": model, "version": ver, "trained_by": mv.tags.get("mlcore.trained_by", "unknown"), "run_id": mv.run_id,
             "params": tr.data.params, "report": mv.tags.get("mlcore.validation.report")}
     events = [e for e in log.entries() if e["model"] == model and e["version"] == ver]

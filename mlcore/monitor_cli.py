@@ -6,7 +6,7 @@
 __all__ = ['register']
 
 # %% ../nbs/68_monitor_cli.ipynb #d242131e
-import json, sys
+import sys
 from pathlib import Path
 
 # %% ../nbs/68_monitor_cli.ipynb #82d67b5c

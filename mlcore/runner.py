@@ -8,7 +8,7 @@ __all__ = ['RENAMED', 'EXIT_OK', 'EXIT_FAILED', 'EXIT_USAGE', 'EXIT_ENV', 'EXIT_
            'repair_stale_runs', 'run_job', 'describe_jobs']
 
 # %% ../nbs/80_runner.ipynb #06f467eb
-import ast, contextlib, datetime as dt, json, os, re, signal, socket, sys, time, traceback
+import ast, contextlib, datetime as dt, json, os, re, socket, traceback
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml

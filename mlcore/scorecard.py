@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils import ClassifierTags
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from .binning import WoEBinner, bin_labels
+from .binning import WoEBinner
 from .selection import select_characteristics
 
 # %% ../nbs/42_scorecard.ipynb #a11484f3

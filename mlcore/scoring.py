@@ -6,7 +6,7 @@
 __all__ = ['CreditModel', 'example_input', 'CreditPDModel', 'log_credit_model', 'comparison_table', 'choose_model']
 
 # %% ../nbs/46_scoring.ipynb #6cb7cb02
-import contextlib, json
+import contextlib
 import numpy as np
 import pandas as pd
 import mlflow
@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from mlflow.tracking import MlflowClient
 from .binning import bin_index, bin_index_arrow, bin_labels
 from .scorecard import ScorecardModel, points_table, scaling
-from .calibration import assign_grade, grade_index, check_master_scale
+from .calibration import grade_index, check_master_scale
 from .reasons import top_reason_index, top_reasons, check_reason_texts, best_reference, tree_explainer, tree_contributions
 from .tracking import trained_by
 from .metrics import discrimination
@@ -240,7 +240,8 @@ def example_input(binning:list,     # fitted binning specs of the model's charac
         if c in specs:
             s = specs[c]; k = len(bin_labels(s)) - 2
             vals = [_bin_value(s, (i + j) % k, t) for i in range(n)]
-            assert (bin_index(pd.Series(vals), s) == [(i + j) % k for i in range(n)]).all(), c
+            if not (bin_index(pd.Series(vals), s) == [(i + j) % k for i in range(n)]).all():
+                raise ValueError(f"example values for '{c}' do not fall in the bins they were drawn from")
         else: vals = [0 if pd.api.types.is_numeric_dtype(t) else ""]*n
         cols[c] = pd.Series(vals, dtype=t if pd.api.types.is_numeric_dtype(t) else object)
     return pd.DataFrame(cols)

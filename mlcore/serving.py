@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .config import ServingSettings
-from .tracking import parse_model_ref
+from .tracking import optional_artifact, parse_model_ref
 
 # %% ../nbs/72_serving.ipynb #f47b97bd
 def input_contract(X:pd.DataFrame,       # training inputs
@@ -150,8 +150,11 @@ class RowScorer:
 def row_scorer(model)->RowScorer|None:
     "A `RowScorer` for an mlcore scorecard (loaded pyfunc or `CreditModel`), None for any other model"
     from mlcore.scoring import CreditModel
-    try: cm = model.unwrap_python_model().model if hasattr(model, "unwrap_python_model") else model
-    except Exception: return None
+    from mlflow.exceptions import MlflowException
+    if hasattr(model, "unwrap_python_model"):
+        try: cm = getattr(model.unwrap_python_model(), "model", None)
+        except MlflowException: return None   # a flavour with no Python model (plain scikit-learn): the pyfunc path serves it
+    else: cm = model
     if not isinstance(cm, CreditModel) or cm.challenger is not None: return None
     return RowScorer(cm)
 
@@ -275,18 +278,14 @@ def create_app(model,                  # object with .predict(pandas.DataFrame)
 
 # %% ../nbs/72_serving.ipynb #4fcadf10
 def model_contract(mv, model)->dict:
-    "The input contract stored with a model version, or one derived from its signature"
-    from mlflow.tracking import MlflowClient
-    try: return json.loads(Path(MlflowClient().download_artifacts(mv.run_id, "model/input_contract.json")).read_text())
-    except Exception: return contract_from_signature(model.metadata.get_input_schema())
+    "The input contract stored with a model version; derived from its signature only when the version stores none"
+    return optional_artifact(mv.run_id, "model/input_contract.json") or contract_from_signature(model.metadata.get_input_schema())
 
 def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
                       log_path:str|Path|None=None,   # decision log (default: runs/decisions/NAME.jsonl)
                       max_batch:int=100,
                       max_request_bytes:int|None=None): # largest request body (default: settings' serving.max_request_bytes)
     "The scoring app for a registered model version, with its stored contract"
-    import mlflow
-    from mlflow.tracking import MlflowClient
     from mlcore.config import load_settings
     from mlcore.tracking import configure_tracking
     s = load_settings(); configure_tracking(s)

@@ -6,8 +6,8 @@
 __all__ = ['REF_FORMS', 'DECISION_CODES', 'DECISION_FILE', 'tracking_uri', 'artifact_location', 'configure_tracking',
            'experiment_id', 'EnvironmentProblem', 'TrackingUnavailable', 'tracking_problem', 'check_tracking',
            'git_state', 'trained_by', 'run_tags', 'frame_fingerprint', 'log_dataset', 'start_job_run', 'end_job_run',
-           'ModelRefError', 'ModelRef', 'parse_model_ref', 'resolve_model_ref', 'log_model_ref', 'record_decision',
-           'read_decision', 'log_sklearn_model']
+           'optional_artifact', 'ModelRefError', 'ModelRef', 'parse_model_ref', 'resolve_model_ref', 'log_model_ref',
+           'record_decision', 'read_decision', 'log_sklearn_model']
 
 # %% ../nbs/02_tracking.ipynb #c90acf9b
 import atexit, getpass, hashlib, json, os, random, socket, subprocess, time
@@ -198,6 +198,15 @@ def start_job_run(use_case:str,  # use case: the MLflow experiment
 def end_job_run():
     "End the run if this notebook owns it; the runner ends the runs it opened"
     if not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run(): mlflow.end_run()
+
+# %% ../nbs/02_tracking.ipynb #49c0fad8
+def optional_artifact(run_id:str, # MLflow run
+                      path:str    # JSON artifact, e.g. 'model/input_contract.json'
+                     )->dict|None:
+    "A run's JSON artifact, or None when the run has no such file; a file that cannot be read raises"
+    folder = path.rpartition("/")[0] or None
+    if path not in {a.path for a in MlflowClient().list_artifacts(run_id, folder)}: return None
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
 
 # %% ../nbs/02_tracking.ipynb #6c28d43a
 class ModelRefError(ValueError):

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve, brier_score_loss
 from .metrics import _check, ks, jeffreys_p, binomial_p, jeffreys_interval, calibration_ratio
-from .drift import fit_reference, stability, bin_counts, psi
+from .drift import fit_reference, stability
 
 # %% ../nbs/50_validation.ipynb #37ce56ba
 def _midrank(x:np.ndarray)->np.ndarray:
