@@ -62,7 +62,7 @@ def load(port, clients, total, body):
 def run(env, tmp, workers, body):
     from mlcore.cluster import free_port
     port = free_port()
-    srv = subprocess.Popen([str(Path(sys.executable).with_name("mlcore")), "serve", "--port", str(port), "--workers", str(workers),
+    srv = subprocess.Popen([str(Path(sys.executable).with_name("mlcore")), "serve", "--model", "credit_pd@champion", "--port", str(port), "--workers", str(workers),
                             "--decision-log", f"{tmp}/decisions-{workers}.jsonl"], cwd=ROOT, env={**os.environ, **env},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -354,12 +354,15 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
                   dataset:str,          # catalog dataset to score
                   output:str,           # catalog dataset the scores are published to (partitioned like the input)
                   partition:str="",     # partition value to score ('' = the latest)
-                  key:str="loan_id",
+                  key:str|None=None,    # column identifying a row in input and output (required)
                   engine:str="pandas",  # pandas or spark
                   run_id:str="manual",
                   spark=None,
-                  catalog_file:str|None=None)->dict: # catalog YAML (default: params/catalog.yaml)
+                  catalog_file:str|None=None, # catalog YAML (default: params/catalog.yaml)
+                  carry:list=()         # input columns copied to the scores besides key and inputs (the outcome, for backtests)
+                 )->dict:
     "Score one partition and publish it atomically; returns the reconciliation summary"
+    if not key: raise ValueError("score_dataset needs the key column that identifies a row (parameter 'key')")
     from mlcore import catalog
     from mlcore.config import load_settings
     from mlcore.integrity import load_verified_model
@@ -384,7 +387,8 @@ def score_dataset(model_ref:str,        # NAME@ALIAS or NAME/VERSION
     else:
         df = catalog.load(dataset, engine, partitions=partition or None, spark=spark, catalog=catalog_file)
         cols = df.columns if engine == "spark" else list(df.columns)
-    carry = [c for c in [part_col, "default"] if c and c in cols] + [c for c in contract["columns"] if c in cols]
+    if missing := [c for c in carry if c not in cols]: raise KeyError(f"columns to carry {missing} are not in dataset '{dataset}'")
+    carry = [c for c in [part_col, *carry] if c] + [c for c in contract["columns"] if c in cols and c not in carry]
     info = {"name": mv.name, "version": mv.version, "run_id": run_id, "scored_at": dt.datetime.now(dt.timezone.utc).isoformat()}
     target = catalog.dataset_path(spec_out)
     for folder in (target, target/"_quarantine"):  # prove both writable first: never publish scores without their quarantine

@@ -59,7 +59,7 @@ def assign_grade(pd_:np.ndarray, grades:list, cutoffs:list)->np.ndarray:
 def grade_report(y, pd_, grades:list, cutoffs:list)->pd.DataFrame:
     "Count, mean PD and observed default rate per grade (every grade, empty ones too)"
     g = assign_grade(pd_, grades, cutoffs)
-    d = pd.DataFrame({"grade": pd.Categorical(g, categories=grades), "pd": np.asarray(pd_, float), "default": np.asarray(y, float)})
-    t = d.groupby("grade", observed=False).agg(count=("pd", "size"), mean_pd=("pd", "mean"), default_rate=("default", "mean"))
+    d = pd.DataFrame({"grade": pd.Categorical(g, categories=grades), "pd": np.asarray(pd_, float), "outcome": np.asarray(y, float)})
+    t = d.groupby("grade", observed=False).agg(count=("pd", "size"), mean_pd=("pd", "mean"), default_rate=("outcome", "mean"))
     lo, hi = [0.0, *cutoffs], [*cutoffs, 1.0]
     return t.assign(pd_from=lo, pd_to=hi).reset_index()[["grade", "pd_from", "pd_to", "count", "mean_pd", "default_rate"]]

@@ -168,7 +168,9 @@ def _read_spark(spec, partitions, settings, spark, path=None):
 def derive_target(df, target:dict|None, engine:str="pandas"):
     "Replace label column `target['column']` by 0/1 column `target['name']` (1 = `target['positive']`)"
     if not target: return df
-    src, pos, name = target["column"], target["positive"], target.get("name", "default")
+    if missing := [k for k in ("column", "positive", "name") if k not in target]:
+        raise KeyError(f"catalog target needs {missing} (column: the label, positive: its event value, name: the 0/1 column made)")
+    src, pos, name = target["column"], target["positive"], target["name"]
     if engine == "spark":
         from pyspark.sql import functions as F
         return df.withColumn(name, (F.lower(F.trim(F.col(src))) == pos).cast("bigint")).drop(src)

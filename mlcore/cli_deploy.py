@@ -33,7 +33,7 @@ def _serve(a)->int:
 def register(sub):
     "Add `serve` to the mlcore command"
     p = sub.add_parser("serve", help="REST scoring service for a registered model (PD, score, grade, reasons)")
-    p.add_argument("--model", default="credit_pd@champion", help="NAME@ALIAS or NAME/VERSION (default: credit_pd@champion)")
+    p.add_argument("--model", required=True, help="registered model version to serve: NAME@ALIAS or NAME/VERSION")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--decision-log", default=None, help="JSON-lines decision log (default: runs/decisions/NAME.jsonl)")

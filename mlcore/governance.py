@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['EVENTS', 'GENESIS', 'GovernanceError', 'audit_log_path', 'AuditLog', 'resolve_version', 'ensure_registered',
-           'record_validation', 'approve', 'reject', 'pd_and_grades', 'master_scale_dict', 'validate_version',
-           'ValidationFailed', 'raise_if_blocked']
+           'record_validation', 'approve', 'reject', 'pd_and_grades', 'master_scale_dict', 'training_param',
+           'protected_groups', 'validate_version', 'ValidationFailed', 'raise_if_blocked']
 
 # %% ../nbs/52_governance.ipynb #bb68d426
 import datetime as dt, fcntl, hashlib, json, os
@@ -16,6 +16,8 @@ from .config import Settings, load_settings
 from .tracking import trained_by
 from fastcore.basics import patch
 from .tracking import ModelRef, ModelRefError, optional_artifact, resolve_model_ref
+import pandas as pd
+from .validation import band_labels
 
 # %% ../nbs/52_governance.ipynb #59cb0d62
 EVENTS = ("registered", "validated", "approved", "rejected", "champion_moved", "retired")
@@ -219,7 +221,8 @@ def _oot_note(tp:dict, dataset:str, oot)->str:
     "One sentence on the out-of-time sample: what it is, or why there is none"
     strategy = tp.get("split_strategy", "random")
     if oot is not None:
-        months = sorted(oot["snapshot_month"].astype(str).unique()) if "snapshot_month" in oot else []
+        col = tp.get("time_column")
+        months = sorted(oot[col].astype(str).unique()) if col in oot else []
         span = f" ({months[0]} to {months[-1]})" if months else ""
         return f"out-of-time sample: {len(oot)} rows of {dataset} from {tp.get('oot_from')}{span}, held out of development by split_strategy=out_of_time"
     return (f"no out-of-time sample: the model was trained with split_strategy={strategy} on {dataset}, so there are no rows after the "
@@ -230,13 +233,32 @@ def _scored(model, frame, inputs, scale):
     p, g = pd_and_grades(model.predict(frame[inputs]), scale)
     return frame.assign(pd=p, grade=g)
 
+def training_param(tp:dict, name:str, model:str, version)->object:
+    "A parameter the training run recorded; an error naming it when the run has none (no use-case value is guessed)"
+    if name not in tp: raise GovernanceError(f"the training run of {model} version {version} records no '{name}' parameter; "
+                                             "validation reuses the training's data, target, split and protected attributes")
+    return tp[name]
+
+def protected_groups(attributes:list, # protected attributes recorded by training ([] when the use case has none)
+                     bands:dict       # numeric attribute -> band cut points (battery `bands` in the thresholds file)
+                    ):
+    "A function giving, for a frame, each protected attribute's group per row: text as it is, numbers by band"
+    def groups(d:pd.DataFrame)->dict:
+        out = {}
+        for col in attributes:
+            if col not in d: raise GovernanceError(f"protected attribute '{col}' is not in the validation data")
+            if not pd.api.types.is_numeric_dtype(d[col]): out[col] = d[col].astype(str).to_numpy(); continue
+            if col not in bands: raise GovernanceError(f"protected attribute '{col}' is numeric: give its bands in the "
+                                                      f"thresholds file, battery.bands.{col} (e.g. [25, 35, 50])")
+            out[f"{col} band"] = band_labels(d[col], list(bands[col]))
+        return out
+    return groups
+
 # %% ../nbs/52_governance.ipynb #7276a965
 def validate_version(model:str, version="latest", # version number, alias or 'latest'
                      config:dict|None=None,       # battery settings (validate.yaml `battery`)
                      rules:dict|None=None,        # threshold rules (validate.yaml `thresholds`)
                      master_scale:dict|None=None, # grade -> upper PD bound, when the model gives no grades
-                     protected:dict|None=None,    # attribute -> column; 'age_in_years' is banded
-                     age_bands:list=(25, 35, 50),
                      params_file:str|None=None,   # thresholds file, recorded in the manifest
                      log:AuditLog|None=None)->dict:
     "Run the validation battery on a registered version inside the active run; tag, audit and gate it"
@@ -244,7 +266,7 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     import mlcore
     from mlcore.catalog import load, dataset as catalog_entry, dataset_path
     from mlcore.selection import split_sample
-    from mlcore.validation import run_battery, evaluate_sample_gates, age_band, snapshot_migration
+    from mlcore.validation import run_battery, evaluate_sample_gates, snapshot_migration
     from mlcore.reports import validation_report
     from mlcore.tracking import log_dataset, git_state
     from mlcore.config import file_sha256
@@ -255,8 +277,8 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     ensure_registered(model, str(mv.version), log, c)
     tr = c.get_run(mv.run_id)
     tp = {k: (json.loads(v) if v[:1] in "[{\"" or v.replace(".", "", 1).isdigit() else v) for k, v in tr.data.params.items()}
-    dataset, test_size, seed = tp.get("dataset", "german_credit"), float(tp.get("test_size", 0.3)), int(tp.get("seed", 42))
-    TARGET = tp.get("target", "default")
+    need = lambda name: training_param(tp, name, model, mv.version)
+    dataset, test_size, seed, TARGET = need("dataset"), float(need("test_size")), int(need("seed")), need("target")
     strategy, oot_from = tp.get("split_strategy", "random"), str(tp.get("oot_from") or "") or None
     df = load(dataset)
     spec = catalog_entry(dataset)
@@ -264,7 +286,8 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     fp = log_dataset(df, dataset, source, context="validation")
     fp_train = tr.data.tags.get(f"mlcore.dataset.{dataset}.fingerprint")
     # the same split as training: same function, strategy, seed and out-of-time start
-    split = split_sample(df, TARGET, strategy, test_size, seed, oot_from=oot_from)
+    split = split_sample(df, TARGET, strategy, test_size, seed, oot_from=oot_from,
+                         time_column=need("time_column") if strategy == "out_of_time" else None)
     from mlcore.integrity import load_verified_model
     pyf, _ = load_verified_model(f"{model}/{mv.version}")  # the sealed files only: a tampered version is refused
     inputs = pyf.metadata.get_input_schema().input_names() if pyf.metadata.get_input_schema() else [c_ for c_ in df.columns if c_ != TARGET]
@@ -272,8 +295,7 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     scale = master_scale_dict(scale)
     samples = {k: _scored(pyf, split[k], inputs, scale) for k in ("train", "test", "oot") if split[k] is not None}
     dev, test = samples["train"], samples["test"]
-    protected = protected or {"age_band": "age_in_years", "personal_status_and_sex": "personal_status_and_sex", "foreign_worker": "foreign_worker"}
-    groups = lambda d: {a: (age_band(d[col], list(age_bands)) if col == "age_in_years" else d[col].astype(str).to_numpy()) for a, col in protected.items()}
+    groups = protected_groups(need("protected"), config.get("bands") or {})
     if config.get("auc_initial") is None:
         config["auc_initial"] = float(mv.tags["mlcore.validation.auc_initial"]) if "mlcore.validation.auc_initial" in mv.tags else tr.data.metrics.get("test_auc")
     order = list(scale) if scale and set(np.unique(test.grade)) <= set(map(str, scale)) else None
@@ -287,8 +309,9 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     res["values"]["data_fingerprint_match"] = None if fp_train is None else float(fp_train == fp)
     oot_note = _oot_note(tp, dataset, split["oot"])
     mig_cfg = config.get("migration") or {}
-    migration = snapshot_migration(pd.concat(samples.values(), ignore_index=True), mig_cfg.get("key", "loan_id"),
-                                   mig_cfg.get("time_column", "snapshot_month"), "grade", mig_cfg.get("first"), mig_cfg.get("second"), config.get("grade_order"))
+    migration = snapshot_migration(pd.concat(samples.values(), ignore_index=True), mig_cfg["key"], mig_cfg["time_column"], "grade",
+                                   mig_cfg.get("first"), mig_cfg.get("second"), config.get("grade_order")) if mig_cfg else \
+        {"status": "not applicable: no migration settings (battery.migration: key and time_column) in the thresholds file"}
     res["tables"]["migration"] = migration
     gates = evaluate_sample_gates({k: r["values"] for k, r in results.items()}, rules)
     who, when = trained_by(), _now()

@@ -97,12 +97,13 @@ def calibration_figures(n:int,          # obligors
 # %% ../nbs/26_monitoring.ipynb #0f8c1dee
 def backtest(df:pd.DataFrame,          # window with matured outcomes
              pd_col:str="pd",          # predicted PD
-             target:str="default",     # observed 0/1 outcome
+             target:str|None=None,     # observed 0/1 outcome column (required)
              grade_col:str|None="grade", # rating grade (None: no per-grade table)
              validation_gini:float|None=None, # Gini at validation, for the decline
              alpha:float=0.05          # two-sided Jeffreys test level
             )->dict:
     "Discrimination, and calibration both ways (two-sided Jeffreys, ratio) for the window and per grade"
+    if not target: raise ValueError("backtesting needs the outcome column (parameter 'target')")
     for c in [pd_col, target] + ([grade_col] if grade_col else []):
         if c not in df.columns: raise KeyError(f"backtesting needs column '{c}'; columns: {list(df.columns)[:30]}")
     d = df[df[target].notna()]
@@ -134,7 +135,7 @@ def monitor_window(current,                    # scored window: pandas or Spark 
                    score:str="score",          # score column
                    pd_col:str="pd",            # PD column (backtesting)
                    grade:str|None="grade",     # grade column (grade shift, per-grade backtesting)
-                   target:str="default",       # outcome column (backtesting when present and matured)
+                   target:str|None=None,       # outcome column (backtesting when given, present and matured)
                    validation_gini:float|None=None, # Gini at validation
                    model:dict|None=None        # model name, version, run id: recorded with the result
                   )->dict:
@@ -150,7 +151,7 @@ def monitor_window(current,                    # scored window: pandas or Spark 
            "distributions": {c: {"labels": bin_labels(reference[c]), "reference": reference[c]["counts"],
                                  "current": sums[c]["counts"]} for c in reference}}
     cols = list(current.columns)
-    if target in cols and pd_col in cols:
+    if target and target in cols and pd_col in cols:
         keep = [c for c in (pd_col, target, grade) if c and c in cols]
         local = current.select(*keep).toPandas() if spark else current[keep]
         if local[target].notna().sum() and local[target].dropna().nunique() == 2:
@@ -273,7 +274,7 @@ def load_reference(model:str # registered model version: NAME@ALIAS or NAME/VERS
 # %% ../nbs/26_monitoring.ipynb #6358bcc7
 def load_window(source,                          # parquet file/folder path, or a DataFrame already loaded
                 window:str="",                   # window to keep ('' = the latest in the data)
-                window_column:str="snapshot_month", # column holding the window label
+                window_column:str|None=None,     # column holding the window label (None: the whole data is one window)
                 engine:str="pandas",             # 'pandas' or 'spark'
                 spark=None                       # Spark session (engine 'spark'; default: `mlcore.spark.spark_session()`)
                )->tuple:
@@ -287,7 +288,7 @@ def load_window(source,                          # parquet file/folder path, or 
         else: df = pd.read_parquet(source)
     else: df = source
     is_spark = hasattr(df, "sparkSession")
-    if window_column not in df.columns:
+    if not window_column or window_column not in df.columns:
         if window: raise KeyError(f"window '{window}' requested but the data has no '{window_column}' column")
         return df, "all"
     if is_spark:

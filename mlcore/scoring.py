@@ -287,7 +287,7 @@ def log_credit_model(cm:CreditModel,
 # %% ../nbs/46_scoring.ipynb #ff609177
 def comparison_table(models:dict,   # name -> CreditModel
                      samples:dict,  # name -> frame with the characteristics and the target (None: skipped)
-                     target:str="default")->pd.DataFrame:
+                     target:str)->pd.DataFrame: # outcome column
     "Discrimination and calibration metrics of every model on every sample"
     rows = [{"model": m, "sample": s, **discrimination(df[target], cm.predict_pd(df))}
             for m, cm in models.items() for s, df in samples.items() if df is not None]

@@ -42,7 +42,7 @@ def split_sample(df:pd.DataFrame,      # modelling data
                  strategy:str="random",  # "random" or "out_of_time"
                  test_size:float=0.3,  # share of the (in-time) rows held out for testing
                  seed:int=42,
-                 time_column:str="snapshot_month", # 'YYYY-MM' period of each row (out_of_time)
+                 time_column:str|None=None, # column of each row's 'YYYY-MM' period (out_of_time)
                  oot_from:str|None=None  # first out-of-time month (out_of_time)
                 )->dict:
     "Samples 'train', 'test' and 'oot' (None for the random strategy)"
@@ -51,6 +51,7 @@ def split_sample(df:pd.DataFrame,      # modelling data
     check_binary_target(df, target)  # before the stratified split, whose own error lists every value
     oot = None
     if strategy == "out_of_time":
+        if not time_column: raise ValueError("split strategy 'out_of_time' needs time_column, the column of each row's period")
         if time_column not in df.columns: raise KeyError(f"split strategy 'out_of_time' needs column '{time_column}', which is not in the data")
         if not oot_from: raise ValueError("split strategy 'out_of_time' needs oot_from (first out-of-time month, 'YYYY-MM')")
         late = df[time_column].astype(str) >= oot_from

@@ -281,7 +281,7 @@ def model_contract(mv, model)->dict:
     "The input contract stored with a model version; derived from its signature only when the version stores none"
     return optional_artifact(mv.run_id, "model/input_contract.json") or contract_from_signature(model.metadata.get_input_schema())
 
-def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
+def app_from_registry(ref:str,                        # NAME@ALIAS or NAME/VERSION
                       log_path:str|Path|None=None,   # decision log (default: runs/decisions/NAME.jsonl)
                       max_batch:int=100,
                       max_request_bytes:int|None=None): # largest request body (default: settings' serving.max_request_bytes)
@@ -299,9 +299,10 @@ def app_from_registry(ref:str="credit_pd@champion", # NAME@ALIAS or NAME/VERSION
 
 def app_from_env():
     "The app each `serve` worker process builds (uvicorn factory): model reference, decision log and body limit from the environment"
-    return app_from_registry(os.environ.get("MLCORE_SERVE_MODEL", "credit_pd@champion"), os.environ.get("MLCORE_SERVE_DECISION_LOG") or None)
+    if not (ref := os.environ.get("MLCORE_SERVE_MODEL")): raise RuntimeError("MLCORE_SERVE_MODEL is not set: `serve` sets it for its workers")
+    return app_from_registry(ref, os.environ.get("MLCORE_SERVE_DECISION_LOG") or None)
 
-def serve(ref:str="credit_pd@champion", host:str="127.0.0.1", port:int=8080, log_path:str|None=None,
+def serve(ref:str, host:str="127.0.0.1", port:int=8080, log_path:str|None=None,
           workers:int=1,                    # uvicorn worker processes; each loads and verifies the model once
           max_request_bytes:int|None=None): # largest request body (default: settings' serving.max_request_bytes)
     "Run the scoring service with uvicorn (loopback by default)"

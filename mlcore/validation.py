@@ -6,7 +6,7 @@
 __all__ = ['LIGHTS', 'BETTER', 'SAMPLES', 'delong_auc', 'auc_ci', 'bootstrap_auc_ci', 'roc_data', 'cap_data', 'accuracy_ratio',
            'auc_decline_test', 'jeffreys_test', 'binomial_test', 'hosmer_lemeshow', 'calibration_table', 'brier',
            'assign_grades', 'herfindahl', 'migration_matrix', 'migration_summary', 'snapshot_migration',
-           'stability_table', 'soundness', 'correlations', 'age_band', 'wilson_ci', 'diff_ci', 'fairness_table',
+           'stability_table', 'soundness', 'correlations', 'band_labels', 'wilson_ci', 'diff_ci', 'fairness_table',
            'light', 'evaluate_gates', 'evaluate_sample_gates', 'run_battery', 'load_validation_config']
 
 # %% ../nbs/50_validation.ipynb #51d3c448
@@ -191,7 +191,9 @@ def migration_summary(counts:pd.DataFrame # migration counts, rows and columns i
 
 # %% ../nbs/50_validation.ipynb #f58af879
 def snapshot_migration(df:pd.DataFrame,   # scored rows: key, snapshot column and grade
-                       key:str="loan_id", time_column:str="snapshot_month", grade_column:str="grade",
+                       key:str,             # identifies an obligor across snapshots
+                       time_column:str,     # snapshot of each row
+                       grade_column:str="grade",
                        first:str|None=None, # first snapshot (default: the second-latest)
                        second:str|None=None, # second snapshot (default: the latest)
                        order:list|None=None # grade order, best first
@@ -287,11 +289,13 @@ def correlations(df:pd.DataFrame, columns:list, limit:float=0.5)->pd.DataFrame:
     return t.assign(above_limit=t.rho.abs() > limit).reset_index(drop=True)
 
 # %% ../nbs/50_validation.ipynb #5c11bbc4
-def age_band(age, bands:list=(25, 35, 50)):
-    "Age band labels from ages and band edges"
+def band_labels(values, # numbers to band (an age, an income)
+                bands:list # increasing cut points, from params (e.g. [25, 35, 50])
+               ):
+    "Band labels of numbers: '<25', '25-34', '35-49', '50+' for cut points 25, 35, 50"
     e = [-np.inf, *bands, np.inf]
     lab = [f"<{bands[0]}", *[f"{a}-{b-1}" for a, b in zip(bands[:-1], bands[1:])], f"{bands[-1]}+"]
-    return pd.cut(pd.Series(age, dtype=float), e, right=False, labels=lab).astype(str).to_numpy()
+    return pd.cut(pd.Series(values, dtype=float), e, right=False, labels=lab).astype(str).to_numpy()
 
 def wilson_ci(x:int, n:int, alpha:float=0.05)->tuple:
     "Wilson score interval of a proportion x/n"

@@ -280,7 +280,7 @@ def test_mlcore_serve_on_loopback(champion, tmp_path):
     champion, store = champion
     from mlcore.cluster import free_port
     port = free_port()
-    p = subprocess.Popen([MLCORE, "serve", "--port", str(port), "--workers", "2", "--decision-log", str(tmp_path / "d.jsonl")], cwd=ROOT,
+    p = subprocess.Popen([MLCORE, "serve", "--model", "credit_pd@champion", "--port", str(port), "--workers", "2", "--decision-log", str(tmp_path / "d.jsonl")], cwd=ROOT,
                          env=store, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for _ in range(240):   # the parent verifies the model, then each worker loads it: allow for a loaded machine
@@ -371,14 +371,14 @@ def test_batch_scores_same_on_pandas_and_spark_and_reruns_replace(champion, book
     import pandas as pd
     from mlcore.batch import score_dataset
     d, cat = book
-    a = score_dataset("credit_pd@champion", "loan_book", "scores", "", "loan_id", "pandas", "run-pandas", catalog_file=cat)
+    a = score_dataset("credit_pd@champion", "loan_book", "scores", "", "loan_id", "pandas", "run-pandas", catalog_file=cat, carry=["default"])
     assert (a["partition"], a["rows_in"], a["rows_quarantined"]) == ("2024-12", 400, 3)
     assert a["rows_scored"] + a["rows_quarantined"] == a["rows_in"]
     p = pd.read_parquet(d / "scores" / "snapshot_month=2024-12").sort_values("loan_id").reset_index(drop=True)
     q = pd.read_parquet(d / "scores" / "_quarantine" / "snapshot_month=2024-12").sort_values("loan_id")
     assert sorted(q.quarantine_reason) == ["credit_amount: missing", "duration_in_month: out of range", "purpose: unknown category"]
     assert {"pd", "score", "grade", "reason_1", "model_name", "model_version", "run_id", "scored_at", "default"} <= set(p.columns)
-    b = score_dataset("credit_pd@champion", "loan_book", "scores", "2024-12", "loan_id", "spark", "run-spark", spark=spark, catalog_file=cat)
+    b = score_dataset("credit_pd@champion", "loan_book", "scores", "2024-12", "loan_id", "spark", "run-spark", spark=spark, catalog_file=cat, carry=["default"])
     assert {k: b[k] for k in ("rows_in", "rows_scored", "rows_quarantined")} == {k: a[k] for k in ("rows_in", "rows_scored", "rows_quarantined")}
     s = pd.read_parquet(d / "scores" / "snapshot_month=2024-12").sort_values("loan_id").reset_index(drop=True)
     assert len(s) == len(p) == 397                                    # rerun replaced the partition, no duplicates

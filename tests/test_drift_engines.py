@@ -84,11 +84,11 @@ def test_monitor_window_same_on_both_engines(spark, tmp_path):
     book = score_frame(standin_book(2, 600, seed=7, missing_spike=(1, "savings_account_and_bonds", 0.3)), b["model"], b["cols"])
     path = tmp_path / "scored.parquet"
     book.to_parquet(path)
-    pdf, w1 = load_window(str(path), "", engine="pandas")
-    sdf, w2 = load_window(str(path), "", engine="spark", spark=spark)
+    pdf, w1 = load_window(str(path), "", "snapshot_month", engine="pandas")
+    sdf, w2 = load_window(str(path), "", "snapshot_month", engine="spark", spark=spark)
     assert w1 == w2 == "2024-02"
-    a = monitor_window(pdf, b["reference"], w1, validation_gini=b["test_gini"])
-    s = monitor_window(sdf, b["reference"], w2, validation_gini=b["test_gini"])
+    a = monitor_window(pdf, b["reference"], w1, target="default", validation_gini=b["test_gini"])
+    s = monitor_window(sdf, b["reference"], w2, target="default", validation_gini=b["test_gini"])
     pd.testing.assert_frame_equal(pd.DataFrame(a["stability"]), pd.DataFrame(s["stability"]))
     assert a["distributions"] == s["distributions"] and a["decision"] == s["decision"]
     assert math.isclose(a["backtest"]["gini"], s["backtest"]["gini"])

@@ -108,7 +108,7 @@ def test_special_and_missing_bins():
 # --- sample design ---
 def test_out_of_time_split_on_book_schema():
     df = book(1200)
-    s = split_sample(df, "default", "out_of_time", 0.3, seed=1, oot_from="2023-10")
+    s = split_sample(df, "default", "out_of_time", 0.3, seed=1, time_column="snapshot_month", oot_from="2023-10")
     assert s["oot"]["snapshot_month"].min() >= "2023-10" and s["train"]["snapshot_month"].max() < "2023-10"
     assert len(s["train"]) + len(s["test"]) + len(s["oot"]) == len(df)
     assert abs(s["train"]["default"].mean() - s["test"]["default"].mean()) < 0.01

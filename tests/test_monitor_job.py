@@ -119,7 +119,7 @@ def test_report_in_headless_chromium(tmp_path):
     b = baseline_with_reference()
     book = score_frame(standin_book(2, 800, seed=5, population_shift=(1, "duration_in_month", 0.6)), b["model"], b["cols"])
     for m in months(n=2):
-        res = monitor_window(book[book.snapshot_month == m], b["reference"], m, validation_gini=b["test_gini"],
+        res = monitor_window(book[book.snapshot_month == m], b["reference"], m, target="default", validation_gini=b["test_gini"],
                              model={"name": "credit_pd", "version": "1"})
         paths = publish_window(res, tmp_path)
     page = paths["report"].read_text()

@@ -38,7 +38,7 @@ def baseline(book):
 
 def _monitor(book, b, ms):
     scored = score_frame(book, b["model"], b["cols"], b["offset"])
-    return {m: monitor_window(scored[scored.snapshot_month == m], b["reference"], m, validation_gini=b["test_gini"],
+    return {m: monitor_window(scored[scored.snapshot_month == m], b["reference"], m, target="default", validation_gini=b["test_gini"],
                               model={"name": "credit_pd", "version": "1"}) for m in ms}
 
 

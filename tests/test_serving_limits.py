@@ -132,10 +132,10 @@ def test_app_from_registry_and_workers_take_the_limit_from_settings(tmp_path, st
 
 
 def test_mlcore_serve_refuses_a_bad_limit_naming_where_it_came_from(store):
-    r = cli("serve", env={**store, "MLCORE_MAX_REQUEST_BYTES": "0"}, timeout=120)
+    r = cli("serve", "--model", "demo@champion", env={**store, "MLCORE_MAX_REQUEST_BYTES": "0"}, timeout=120)
     assert r.returncode == 2 and "environment: 'MLCORE_MAX_REQUEST_BYTES': expected a positive number of bytes, got 0" in r.stderr, r.stderr
     assert "--model" not in r.stderr
-    r = cli("serve", "--max-request-bytes", "0", env=store, timeout=120)
+    r = cli("serve", "--model", "demo@champion", "--max-request-bytes", "0", env=store, timeout=120)
     assert r.returncode == 2 and "--max-request-bytes must be at least 1" in r.stderr, r.stderr
 
 

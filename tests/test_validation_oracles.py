@@ -215,7 +215,7 @@ def test_migration_hand_case_and_mwb():
     # 10 obligors, grades A (best) .. C; rows = first snapshot
     panel = pd.DataFrame({"loan_id": list(range(10)) * 2, "snapshot_month": ["2024-01"] * 10 + ["2024-02"] * 10,
                           "grade": list("AAAAABBBCC") + list("AAABCABBBC")})
-    m = V.snapshot_migration(panel, order=["A", "B", "C"])
+    m = V.snapshot_migration(panel, "loan_id", "snapshot_month", order=["A", "B", "C"])
     assert m["counts"].to_numpy().tolist() == [[3, 1, 1], [1, 2, 0], [0, 1, 1]]
     assert m["rates"].loc["A"].tolist() == pytest.approx([0.6, 0.2, 0.2]) and m["rates"].sum(axis=1).tolist() == pytest.approx([1, 1, 1])
     s = m["summary"]
@@ -230,7 +230,7 @@ def test_migration_hand_case_and_mwb():
     assert s["mwb_upper"] == pytest.approx(up / mup) == pytest.approx(0.75)
     assert s["mwb_lower"] == pytest.approx(lo / mlo) == pytest.approx(2 / 3)
     assert V.migration_summary(pd.DataFrame(np.eye(3) * 4))["mwb_upper"] == 0.0  # nobody moves
-    one = V.snapshot_migration(panel[panel.snapshot_month == "2024-01"])
+    one = V.snapshot_migration(panel[panel.snapshot_month == "2024-01"], "loan_id", "snapshot_month")
     assert one == {"status": "not applicable: one snapshot (2024-01)"}
 
 
