@@ -129,21 +129,27 @@ def test_sqlite_locked_mid_run_is_reported_clearly(slow_job, store):
 
 
 def test_concurrent_publishes_keep_scores_and_quarantine_from_one_run(tmp_path, monkeypatch):
-    """Two runs publish the same partition (scores + quarantine) at once, their swaps interleaved on purpose: the published
-    pair always comes from one run. Without the lock in `publish_many` this ends with one run's scores and the other's quarantine."""
+    """Two runs publish the same partition (scores + quarantine) at once: run-b asks to publish while run-a is between its
+    two swaps. The published pair must come from one run, whichever it is. Ordered with events: without the lock in
+    `publish_many`, run-b swaps both before run-a's second swap and the result mixes the runs (checked by removing it)."""
     import pandas as pd
     import mlcore.batch as batch
-    swap, pause = batch._swap, {"run-a": 0.6, "run-b": 0.05}
-    def slow_swap(staging, final, run_id):
-        swap(staging, final, run_id); time.sleep(pause[run_id])   # run-a is slow between its two swaps
-    monkeypatch.setattr(batch, "_swap", slow_swap)
+    swap, a_between, b_done, swaps = batch._swap, threading.Event(), threading.Event(), {"run-a": 0, "run-b": 0}
+    def ordered_swap(staging, final, run_id):
+        swap(staging, final, run_id); swaps[run_id] += 1
+        if run_id == "run-b" and swaps[run_id] == 2: b_done.set()
+        if run_id == "run-a" and swaps[run_id] == 1:
+            a_between.set()
+            b_done.wait(timeout=3)   # bounded: with the lock run-b cannot swap while run-a holds it
+    monkeypatch.setattr(batch, "_swap", ordered_swap)
     target = tmp_path / "scores"
-    def publish(run_id, delay):
+    def publish(run_id, when_staged):
         def w(p): p.mkdir(parents=True); pd.DataFrame({"run": [run_id]}).to_parquet(p / "part-0.parquet")
-        batch.publish_many([(w, target, "m=1"), (w, target / "_quarantine", "m=1")], run_id, lambda staged: time.sleep(delay))
-    ts = [threading.Thread(target=publish, args=a) for a in (("run-a", 0.0), ("run-b", 0.2))]
+        batch.publish_many([(w, target, "m=1"), (w, target / "_quarantine", "m=1")], run_id, lambda staged: when_staged())
+    ts = [threading.Thread(target=publish, args=("run-a", lambda: None)),
+          threading.Thread(target=publish, args=("run-b", a_between.wait))]   # run-b publishes once run-a is mid-way
     for t in ts: t.start()
     for t in ts: t.join()
     got = [pd.read_parquet(target / "m=1").run[0], pd.read_parquet(target / "_quarantine" / "m=1").run[0]]
-    assert got == ["run-b", "run-b"], got          # run-b waited for run-a's two swaps, then replaced both
+    assert got[0] == got[1] and got[0] in swaps, got   # scores and quarantine from one run
     assert not [x for x in target.rglob(".*")]     # no staging, no replaced version, no lock file left
