@@ -71,6 +71,8 @@ lint: $(STAMP)
 
 test-notebooks: $(STAMP)
 	@rm -rf $(TEST_TMP)/nbdev && mkdir -p $(TEST_TMP)/nbdev
+	@# create the store's schema once: notebooks run two at a time, and two first connections would both create it
+	MLFLOW_TRACKING_URI=sqlite:///$(TEST_TMP)/nbdev/mlflow.db $(PY) -c 'import mlflow; mlflow.MlflowClient().search_experiments()'
 	MLFLOW_TRACKING_URI=sqlite:///$(TEST_TMP)/nbdev/mlflow.db MLCORE_ARTIFACT_ROOT=$(TEST_TMP)/nbdev/artifacts \
 	  MLCORE_RUNS_DIR=$(TEST_TMP)/nbdev/runs $(BIN)/nbdev_test --n_workers 2 --timing
 

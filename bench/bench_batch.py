@@ -1,6 +1,6 @@
 """Batch scoring, Parquet to Parquet, side by side in one run (2 cores).
 
-1. the score job's work on Spark local[2] (`mlcore.batch.score_dataset`: for a Parquet partition, Spark tasks over its
+1. the score job's work on Spark local[2] (`mlcore.inference.batch.score_dataset`: for a Parquet partition, Spark tasks over its
    row groups, each reading with pyarrow, checking rows against the contract and scoring with reason codes through
    `CreditModel.score_arrow`; then the duplicated-key check, reconciliation, atomic publish of scores and quarantine);
 2. the same registered model through `mlflow.pyfunc.spark_udf` (the usual way), read -> predict -> write;
@@ -42,12 +42,12 @@ def cpu_seconds():
 def prepare(tmp: Path, rows: int):
     "Train and register the champion, write the loan book partition and a catalog"
     from mlflow.tracking import MlflowClient
-    from mlcore.runner import run_job
+    from mlcore.ops.runner import run_job
     res = run_job("train", ROOT / "params" / "credit_pd" / "train.yaml")
     assert res.status == "FINISHED", res.error
     (v,) = MlflowClient().search_model_versions(f"run_id = '{res.run_id}'")
     MlflowClient().set_registered_model_alias(v.name, "champion", v.version)
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.data.synthetic import generate_loan_book
     book = generate_loan_book(months=1, rows_per_month=rows, start="2024-12", seed=11)
     book.to_parquet(tmp / "loan_book", partition_cols=["snapshot_month"], index=False)
     (tmp / "catalog.yaml").write_text(
@@ -60,7 +60,7 @@ def child(method: str, tmp: Path, rows: int):
     "Run one method twice in this fresh process; print {'cold': [s, cpu], 'warm': [s, cpu], ...} as JSON"
     import mlflow
     import pandas as pd
-    from mlcore.integrity import load_verified_model
+    from mlcore.registry.integrity import load_verified_model
     pyf, mv = load_verified_model("credit_pd@champion")
     cm = pyf.unwrap_python_model().model
     k = cm.state["reasons"]["k"]
@@ -68,11 +68,11 @@ def child(method: str, tmp: Path, rows: int):
     part = tmp / "loan_book" / "snapshot_month=2024-12"
     extra = {}
     if method != "floor":
-        from mlcore.spark import spark_session
+        from mlcore.core.spark import spark_session
         spark = spark_session(master="local[2]", conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": "4"})
         spark.range(10).count()
     if method == "job":
-        from mlcore.batch import score_dataset
+        from mlcore.inference.batch import score_dataset
         def run(i):
             s = score_dataset("credit_pd@champion", "loan_book", "scores", "2024-12", "loan_id", "spark", f"bench-{i}",
                               spark=spark, catalog_file=str(tmp / "catalog.yaml"))

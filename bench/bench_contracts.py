@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_input(rows, months, path):
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.data.synthetic import generate_loan_book
     book = generate_loan_book(months=months, rows_per_month=rows // months, seed=0)
     book.loc[book.index % 1000 == 0, "credit_amount"] = -1  # 0.1 % broken rows, so the quarantine is not empty
     book.to_parquet(path, partition_cols=["snapshot_month"])
@@ -26,14 +26,14 @@ def make_input(rows, months, path):
 
 def pandas_path(path, dataset):
     import time
-    from mlcore.contracts import validate_dataset
+    from mlcore.data.catalog import validate_dataset
     t = time.perf_counter()
     return validate_dataset(dataset, "pandas", path=path).counts, time.perf_counter() - t
 
 
 def spark_path(path, dataset, driver_memory):
-    from mlcore.contracts import validate_dataset
-    from mlcore.spark import spark_session
+    from mlcore.data.catalog import validate_dataset
+    from mlcore.core.spark import spark_session
     spark = spark_session(master="local[2]", conf={"spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": "8"})
     import time
     t = time.perf_counter()  # JVM start-up is not counted
@@ -51,7 +51,7 @@ if __name__ == "__main__":
     a = a.parse_args()
     if a.input: path = Path(a.input)
     elif a.dataset != "loan_book":
-        from mlcore.catalog import dataset, dataset_path
+        from mlcore.data.catalog import dataset, dataset_path
         path = dataset_path(dataset(a.dataset))
     else:
         path = ROOT / "data" / "generated" / f"bench_loan_book_{a.rows}"

@@ -1,5 +1,5 @@
 """PSI/CSI of 20 characteristics on N current rows against a frozen reference, side by side:
-mlcore's pandas path (mlcore.drift.stability), a NumPy floor (one searchsorted + bincount per column),
+mlcore's pandas path (mlcore.stats.drift.stability), a NumPy floor (one searchsorted + bincount per column),
 and Evidently's DataDriftPreset(method="psi").
 
     make bench-drift                      # 10M rows: mlcore and the floor; Evidently at 1M (and 10M with --evidently-rows)
@@ -8,7 +8,7 @@ and Evidently's DataDriftPreset(method="psi").
 import argparse, gc, resource, time
 import numpy as np
 import pandas as pd
-from mlcore.drift import fit_reference, psi, stability
+from mlcore.stats.drift import fit_reference, psi, stability
 
 N_COLS, REF_ROWS = 20, 100_000
 

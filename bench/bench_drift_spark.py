@@ -9,8 +9,8 @@ import argparse, resource, threading, time
 import numpy as np
 import pandas as pd
 import psutil
-from mlcore.drift import drift_table, fit_reference, spark_summarise
-from mlcore.spark import spark_session, stop_spark
+from mlcore.stats.drift import drift_table, fit_reference, spark_summarise
+from mlcore.core.spark import spark_session, stop_spark
 
 N_COLS = 20
 

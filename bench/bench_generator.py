@@ -9,7 +9,7 @@ from _measure import measure
 
 
 def pandas_path(rows, months, out):
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.data.synthetic import generate_loan_book
     import time
     t = time.perf_counter()
     book = generate_loan_book(months=months, rows_per_month=rows // months, seed=0)
@@ -18,8 +18,8 @@ def pandas_path(rows, months, out):
 
 
 def spark_path(rows, months, out):
-    from mlcore.spark import spark_session
-    from mlcore.synthetic import generate_loan_book_spark
+    from mlcore.core.spark import spark_session
+    from mlcore.data.synthetic import generate_loan_book_spark
     import time
     spark = spark_session(master="local[2]", conf={"spark.driver.memory": "2g"})
     t = time.perf_counter()  # JVM start-up is not counted

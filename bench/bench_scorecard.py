@@ -1,7 +1,7 @@
 """Scorecard benchmark: training on 1M rows x 20 characteristics of the synthetic loan book (ours vs optbinning
 BinningProcess + logistic regression by hand, same run), then scoring with reason codes on pandas and on Spark local[2].
 
-The synthetic loan book (mlcore.synthetic.generate_loan_book, catalog dataset loan_book) has exactly 20 characteristics,
+The synthetic loan book (mlcore.data.synthetic.generate_loan_book, catalog dataset loan_book) has exactly 20 characteristics,
 the German credit attributes (7 numeric, 13 categorical). Training bins and fits all 20 to measure the 1M x 20 workload;
 3 of them are protected attributes that a real model excludes, so the scoring section uses the other 17.
 
@@ -20,7 +20,7 @@ CHARS = None  # set in main: the 20 German credit attributes
 
 def make_rows(n: int, seed: int = 0) -> pd.DataFrame:
     "About n rows of the synthetic loan book: 24 monthly snapshots of n // 24 loans each"
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.data.synthetic import generate_loan_book
     return generate_loan_book(months=24, rows_per_month=max(n // 24, 1), seed=seed)
 
 
@@ -32,7 +32,7 @@ def _rss(field: str) -> float:
 
 
 def _train(method: str, path: str, q):
-    from mlcore.datasets import GERMAN_CREDIT_NUMERIC, GERMAN_CREDIT_CATEGORICAL
+    from mlcore.data.datasets import GERMAN_CREDIT_NUMERIC, GERMAN_CREDIT_CATEGORICAL
     chars = GERMAN_CREDIT_NUMERIC + GERMAN_CREDIT_CATEGORICAL
     df = pd.read_parquet(path)
     X, y = df[chars], df["default"].to_numpy()
@@ -41,7 +41,7 @@ def _train(method: str, path: str, q):
     except OSError: pass
     t0, c0 = time.perf_counter(), time.process_time()
     if method == "mlcore ScorecardModel":
-        from mlcore.scorecard import ScorecardModel
+        from mlcore.models.scorecard import ScorecardModel
         m = ScorecardModel(min_bin_size=0.05, min_iv=0.0, max_corr=1.0).fit(X, y)
         n_bins = sum(len(s["bins"]) - 2 for s in m.binner_.binning_)
         iv = m.binner_.iv_.to_dict()
@@ -57,7 +57,7 @@ def _train(method: str, path: str, q):
         iv = {c: float(bp.get_binned_variable(c).binning_table.build().loc["Totals", "IV"]) for c in chars}
         auc_p = lr.predict_proba(W)[:, 1]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    from mlcore.metrics import auc
+    from mlcore.stats.metrics import auc
     q.put({"method": method, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": _rss("VmHWM"), "data_rss_mib": base, "bins": n_bins,
            "train_auc": auc(y, auc_p), "iv": iv})
 
@@ -77,7 +77,7 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--challenger-rows", type=int, default=None, help="rows scored by the challenger (default: all)")
     a = ap.parse_args()
-    from mlcore.datasets import GERMAN_CREDIT_NUMERIC, GERMAN_CREDIT_CATEGORICAL, PROTECTED_ATTRIBUTES
+    from mlcore.data.datasets import GERMAN_CREDIT_NUMERIC, GERMAN_CREDIT_CATEGORICAL, PROTECTED_ATTRIBUTES
     chars = GERMAN_CREDIT_NUMERIC + GERMAN_CREDIT_CATEGORICAL
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared: wall times include waiting; "
           f"cpu_s is this process's own CPU time); python {sys.version.split()[0]}")
@@ -98,9 +98,9 @@ def main():
           f"{(rel <= 0.01).sum()} of {len(chars)} within 1%; load average {os.getloadavg()[0]:.1f}")
 
     print("\n== scoring with reason codes (k=4), models without the 3 protected attributes (17 characteristics) ==")
-    from mlcore.scorecard import ScorecardModel
-    from mlcore.challenger import ChallengerModel
-    from mlcore.scoring import CreditModel
+    from mlcore.models.scorecard import ScorecardModel
+    from mlcore.models.challenger import ChallengerModel
+    from mlcore.models.credit import CreditModel
     texts = {c: f"Reason: {c}" for c in chars if c not in PROTECTED_ATTRIBUTES}
     grades, cutoffs = list("ABCDEFG"), [0.03, 0.06, 0.10, 0.18, 0.30, 0.50]
     X, y = df[chars], df["default"]
@@ -121,7 +121,7 @@ def main():
         assert len(out) == n
         res.append({"model": name, "engine": "pandas", "rows": n, "wall_s": w, "driver_cpu_s": c, "rows_per_s": n / w,
                     "load_avg": os.getloadavg()[0]})
-    from mlcore.spark import spark_session, stop_spark
+    from mlcore.core.spark import spark_session, stop_spark
     spark = spark_session(master="local[2]", conf={"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "2"})
     sdf = spark.read.parquet(path).repartition(2).cache()
     sdf.count()

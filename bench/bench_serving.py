@@ -19,7 +19,7 @@ def setup(tmp):
            "MLCORE_RUNS_DIR": f"{tmp}/runs"}
     os.environ.update(env)
     from mlflow.tracking import MlflowClient
-    from mlcore.runner import run_job
+    from mlcore.ops.runner import run_job
     res = run_job("train", ROOT / "params" / "credit_pd" / "train.yaml")
     assert res.status == "FINISHED", res.error
     (v,) = MlflowClient().search_model_versions(f"run_id = '{res.run_id}'")
@@ -28,7 +28,7 @@ def setup(tmp):
 
 
 def applicant():
-    from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
+    from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
     row = load_german_credit().drop(columns=[TARGET, *PROTECTED_ATTRIBUTES]).iloc[0]
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
@@ -60,7 +60,7 @@ def load(port, clients, total, body):
 
 
 def run(env, tmp, workers, body):
-    from mlcore.cluster import free_port
+    from mlcore.ops.cluster import free_port
     port = free_port()
     srv = subprocess.Popen([str(Path(sys.executable).with_name("mlcore")), "serve", "--model", "credit_pd@champion", "--port", str(port), "--workers", str(workers),
                             "--decision-log", f"{tmp}/decisions-{workers}.jsonl"], cwd=ROOT, env={**os.environ, **env},

@@ -19,7 +19,7 @@ def free_port() -> int:
 
 def applicants(n: int = 200, seed: int = 0) -> list:
     "Valid applicants (model inputs of the bundled German credit data, protected attributes and target dropped)"
-    from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
+    from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
     df = load_german_credit().drop(columns=[TARGET, *PROTECTED_ATTRIBUTES]).sample(n, random_state=seed)
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df.to_dict("records")]
 

@@ -12,6 +12,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 import nbformat
+import importlib
+from configparser import ConfigParser
+import functools, http.server
+import subprocess
 
 # %% ../nbs/95_docs.ipynb #6638129a
 @dataclass
@@ -146,7 +150,7 @@ def parameters_markdown(notebook:str|Path,      # job notebook
                         params_dir:str|Path|None=None # the project's params/ folder: lists the files for this job
                        )->str:
     "Markdown table of a job's parameters (name, type, default, comment) and how to run it"
-    from mlcore.runner import job_parameters
+    from mlcore.ops.runner import job_parameters
     job = Path(notebook).stem
     esc = lambda s: str(s).replace("|", "\\|")
     rows = [f"| `{p.name}` | `{esc(p.type)}` | `{esc(p.default)}` | {esc(p.help)}{' (required)' if p.required else ''} |"
@@ -278,7 +282,6 @@ def render_page(nb, page:Page, pages:list, doc_prefix:str="")->str:
 # %% ../nbs/95_docs.ipynb #b53910d0
 def index_page(pages:list, modidx:dict|None=None)->str:
     "HTML of the symbol index page: every public exported symbol linking to its entry"
-    import importlib
     if modidx is None:
         from mlcore._modidx import d as modidx
     titles = {p.url: p.title for p in pages}
@@ -302,7 +305,7 @@ def index_page(pages:list, modidx:dict|None=None)->str:
 def _key(path:Path, root:Path, mode:str)->str:
     h = hashlib.sha256(mode.encode())
     h.update(path.read_bytes())
-    for p in sorted([*(root/"mlcore").glob("*.py"), *(root/"params").rglob("*.yaml")]): h.update(p.name.encode() + p.read_bytes())
+    for p in sorted([*(root/"mlcore").rglob("*.py"), *(root/"params").rglob("*.yaml")]): h.update(str(p.relative_to(root)).encode() + p.read_bytes())
     return h.hexdigest()
 
 def _api_only(cell)->bool:
@@ -342,8 +345,7 @@ def build_site(out:str|Path="_docs",   # site folder (replaced when the build su
                full:tuple|None=None    # if given, only these pages (addresses) run fully; other pages run 'api'
               )->list:
     "Build the static documentation site from the notebooks; returns the pages"
-    from mlcore.config import project_root
-    from configparser import ConfigParser
+    from mlcore.core.config import project_root
     if execute not in ("all", "api", "none"): raise ValueError(f"execute must be 'all', 'api' or 'none', got {execute!r}")
     root = Path(root).resolve() if root else project_root()
     cfg = ConfigParser(); cfg.read(root/"settings.ini"); c = cfg["DEFAULT"]
@@ -378,7 +380,6 @@ def build_site(out:str|Path="_docs",   # site folder (replaced when the build su
 # %% ../nbs/95_docs.ipynb #9414d244
 def serve(folder:str|Path="_docs", port:int=8000, host:str="127.0.0.1"):
     "Serve the built site on loopback until interrupted"
-    import functools, http.server
     if not (Path(folder)/"index.html").exists(): raise FileNotFoundError(f"{folder}/index.html not found; run `make docs` first")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     with http.server.ThreadingHTTPServer((host, port), handler) as srv:
@@ -401,7 +402,6 @@ def main(argv:list|None=None)->int:
     a = ap.parse_args(argv)
     if a.cmd == "serve": serve(a.out, a.port); return 0
     if shutil.which("quarto") and not a.no_quarto:
-        import subprocess
         return subprocess.call([str(Path(sys.executable).with_name("nbdev_docs"))])
     try: pages = build_site(a.out, execute=a.execute, cache=None if a.no_cache else ".tmp/docs/cache", workers=a.workers,
                             skip_kinds=("tutorial", "job") if a.quick else (), full=tuple(a.full) if a.full else None)

@@ -42,7 +42,7 @@ def write_job(folder: Path, name: str, params_src: str, body: str) -> Path:
 def jobs(tmp_path, monkeypatch, store):
     "A jobs folder with small jobs that succeed, fail or sleep"
     d = tmp_path / "jobs"
-    head = "import mlflow, time\nfrom mlcore.tracking import start_job_run, end_job_run\nstart_job_run(use_case, 'x')\n"
+    head = "import mlflow, time\nfrom mlcore.core.tracking import start_job_run, end_job_run\nstart_job_run(use_case, 'x')\n"
     write_job(d, "ok", 'use_case: str = "tests"  # experiment\nn: int = 2  # a number',
               head + "mlflow.log_metric('n2', n * 2)\nend_job_run()")
     write_job(d, "fail", 'use_case: str = "tests"  # experiment\nn: int = 2  # a number',
@@ -62,7 +62,7 @@ def cli(*args, env=None, timeout=600):
 @pytest.fixture(scope="session")
 def spark():
     "One local[2] Spark session shared by every Spark test (starting a JVM costs seconds)"
-    from mlcore.spark import spark_session, stop_spark
+    from mlcore.core.spark import spark_session, stop_spark
     s = spark_session(master="local[2]", conf={"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g",
                                                "spark.default.parallelism": "2"})
     yield s
@@ -76,8 +76,8 @@ def real_flow(tmp_path_factory):
     The environment is restored afterwards, so other tests never see this flow's project home."""
     import shutil
     import mlflow
-    from mlcore.runner import run_job
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.ops.runner import run_job
+    from mlcore.data.synthetic import generate_loan_book
     d = tmp_path_factory.mktemp("real_flow")
     home = d / "home"
     for sub in ("credit_pd", "contracts"): shutil.copytree(ROOT / "params" / sub, home / "params" / sub)
@@ -102,7 +102,7 @@ def real_flow(tmp_path_factory):
                              ("monitor", "flow-scheduler", [f"current={d}/scores", f"history_dir={d}/monitoring"])]:
         mp.setenv("MLCORE_USER", user)
         if job == "score":
-            from mlcore.governance import approve
+            from mlcore.registry.governance import approve
             approve("credit_pd", "challenger", "flow-approver", "test approval")
         res = run_job(job, params / f"{job}.yaml", extra)
         assert res.status == "FINISHED", f"{job}: {res.error}"

@@ -1,17 +1,17 @@
 """Test support for monitoring: a baseline PD model with its frozen reference, scoring, and a small stand-in for the
 synthetic loan book with the same schema and drift knobs.
 
-The 24-month scenario (tests/test_monitor_scenario.py) runs on the real generator, `mlcore.synthetic.generate_loan_book`.
+The 24-month scenario (tests/test_monitor_scenario.py) runs on the real generator, `mlcore.data.synthetic.generate_loan_book`.
 `standin_book` remains for the quick two-month cases in tests/test_monitor_job.py and tests/test_drift_engines.py,
 which need a break in one month only (the generator's breaks persist from their start month)."""
 import math
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
-from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
-from mlcore.baseline import feature_columns, stratified_split, baseline_pipeline
-from mlcore.drift import fit_reference
-from mlcore.metrics import gini
+from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
+from mlcore.models.baseline import feature_columns, stratified_split, baseline_pipeline
+from mlcore.stats.drift import fit_reference
+from mlcore.stats.metrics import gini
 
 GRADE_CUTS = [0, 0.05, 0.10, 0.20, 0.35, 0.55, 1.0]
 GRADES = list("ABCDEF")

@@ -48,8 +48,8 @@ def all_files(client, run_id: str, path: str | None = None) -> set:
 
 def check_trainings(results: list, client, model: str = "credit_pd") -> dict:
     "Every concurrent training finished and is recorded completely; each registered version belongs to its own run"
-    from mlcore.integrity import TAG, _download, artifact_digest
-    from mlcore.runner import job_parameters, list_jobs
+    from mlcore.registry.integrity import TAG, _download, artifact_digest
+    from mlcore.ops.runner import job_parameters, list_jobs
     problems = [f"job {i}: exit {rc}\n{e[-2000:]}" for i, (rc, o, e) in enumerate(results) if rc != 0]
     assert not problems, "\n".join(problems)
     n_params = len(job_parameters(list_jobs()["train"]))

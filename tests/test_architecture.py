@@ -5,12 +5,12 @@ import yaml
 from conftest import ROOT
 
 # Modules that define a bundled data product, whose schema they are: the German credit loader and the loan-book generator.
-DATA_PRODUCTS = {"datasets", "synthetic"}
+DATA_PRODUCTS = {"data.datasets", "data.synthetic"}
 # The lifecycle's own aliases: governance sets them, params only refer to them.
 LIFECYCLE = {"champion", "challenger"}
 # The same word meaning something else: (module, literal) -> what it is there.
 HOMONYMS = {("docs", "default"): "the name of Pygments' default style",
-            ("runner", "default"): "papermill's key for a parameter's default value"}
+            ("ops.runner", "default"): "papermill's key for a parameter's default value"}
 NAMED_KEYS = {"dataset", "output", "target", "key", "registered_model_name", "window_column", "time_column", "use_case"}
 LISTED_KEYS = {"protected", "carry"}
 
@@ -32,6 +32,12 @@ def use_case_names() -> dict:
     return {k: w for k, w in out.items() if k not in LIFECYCLE}
 
 
+def library_modules():
+    "(file, dotted module under mlcore) of every library module"
+    for p in sorted((ROOT / "mlcore").rglob("*.py")):
+        if p.name != "__init__.py": yield p, ".".join(p.relative_to(ROOT / "mlcore").with_suffix("").parts)
+
+
 def literals(path: Path):
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Constant) and isinstance(node.value, str): yield node.lineno, node.value
@@ -45,9 +51,9 @@ def test_params_name_what_the_check_looks_for():
 def test_no_use_case_values_in_library_code():
     "A string literal in mlcore/ equal to a dataset, column, model or use-case name from params/ is a use-case value"
     names = use_case_names()
-    found = [f"mlcore/{p.name}:{line}: {value!r} (from {names[value]})"
-             for p in sorted((ROOT / "mlcore").glob("*.py")) if p.stem not in DATA_PRODUCTS | {"_modidx"}
-             for line, value in literals(p) if value in names and (p.stem, value) not in HOMONYMS]
+    found = [f"{p.relative_to(ROOT)}:{line}: {value!r} (from {names[value]})"
+             for p, mod in library_modules() if mod not in DATA_PRODUCTS | {"_modidx", "core.compat"}
+             for line, value in literals(p) if value in names and (mod, value) not in HOMONYMS]
     assert not found, "use-case values in library code; take them from params/ or the training run:\n" + "\n".join(found)
 
 
@@ -55,3 +61,64 @@ def test_the_literal_check_catches_a_planted_value(tmp_path):
     planted = tmp_path / "planted.py"
     planted.write_text('def load():\n    return read("german_credit", target="default")\n')
     assert [v for _, v in literals(planted) if v in use_case_names()] == ["german_credit", "default"]
+
+
+def test_readme_module_table_matches_the_code():
+    "Every library module has a row naming the notebook it is exported from, and every row names a real module"
+    import re
+    rows = re.findall(r"^\| `(mlcore[\w.]*)` \| `([\w/]+)` \|", (ROOT / "README.md").read_text(), re.M)
+    table = dict(rows)
+    modules = {"mlcore." + mod for _, mod in library_modules() if mod != "_modidx"}
+    assert set(table) == modules, f"missing rows: {sorted(modules - set(table))}; stale rows: {sorted(set(table) - modules)}"
+    for mod, nb in table.items():
+        text = (ROOT / "nbs" / f"{nb}.ipynb").read_text()
+        assert f"#| default_exp {mod.removeprefix('mlcore.')}" in text, f"{nb} does not export {mod}"
+
+
+# The command line imports the library inside its handlers, so that `mlcore --help` and `mlcore jobs` load no more than
+# they use; the docs builder is tooling. Everywhere else mlcore modules are imported at the top.
+LAZY_OK = ("commands.", "docs")
+# Any other import inside a function is one of these libraries, kept out of import time.
+HEAVY = {"pyspark", "py4j", "mlflow", "sklearn", "scipy", "shap", "statsmodels", "fairlearn", "threadpoolctl", "pandas", "numpy",
+         "pyarrow", "fastapi", "uvicorn", "starlette", "papermill", "nbformat", "nbclient", "nbconvert", "nbdev", "execnb",
+         "mistune", "bs4", "pygments", "matplotlib", "psutil", "psycopg", "sqlalchemy", "IPython"}
+def _layer_numbers() -> dict:
+    "Dotted module -> number of the notebook it is exported from (numbers increase in dependency order)"
+    import re
+    out = {}
+    for nb in (ROOT / "nbs").rglob("[0-9]*.ipynb"):
+        if m := re.search(r'#\| default_exp ([\w.]+)', nb.read_text()): out["mlcore." + m.group(1)] = int(nb.name.split("_")[0])
+    return out
+
+
+def _imports(path: Path, module: str):
+    "(line, imported mlcore module, inside a function?) for every import of an mlcore module"
+    tree, out = ast.parse(path.read_text()), []
+    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inner = {id(n) for f in funcs for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = ".".join(module.split(".")[:-node.level]) if node.level else ""
+            target = ".".join(x for x in (base, node.module or "") if x)
+            names = [target, *(f"{target}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import): names = [a.name for a in node.names]
+        else: continue
+        out += [(node.lineno, n, id(node) in inner) for n in names]
+    return out
+
+
+def test_imports_point_one_way_and_stay_at_the_top():
+    "No import from a lower notebook to a higher one (so no cycle), and inside functions only heavy libraries"
+    nums = _layer_numbers()
+    problems = []
+    for p, mod in library_modules():
+        mod = "mlcore." + mod
+        if mod not in nums: continue
+        for line, target, inside in _imports(p, mod):
+            if target in nums and nums[target] > nums[mod]:
+                problems.append(f"{p.relative_to(ROOT)}:{line}: imports {target} ({nums[target]}), a higher layer than {nums[mod]}")
+            if inside and target in nums and not mod.removeprefix("mlcore.").startswith(LAZY_OK):
+                problems.append(f"{p.relative_to(ROOT)}:{line}: imports {target} inside a function")
+            if inside and target and target.split(".")[0] not in HEAVY | {"mlcore"}:
+                problems.append(f"{p.relative_to(ROOT)}:{line}: imports {target} inside a function (not a heavy library)")
+    assert not problems, "\n".join(problems)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlcore.cli import _parser
-from mlcore.runner import job_notebook, job_parameters, resolve_params
+from mlcore.commands.main import _parser
+from mlcore.ops.runner import job_notebook, job_parameters, resolve_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$|\.\.\.$")   # JOB, MODEL, VERSION, ... in documentation

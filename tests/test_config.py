@@ -1,8 +1,8 @@
 """Parameter and settings validation: each kind of mistake names the file, the key and what was expected."""
 import pytest
 from conftest import ROOT, cli
-from mlcore.config import ConfigError, load_settings
-from mlcore.runner import job_parameters, job_notebook, resolve_params
+from mlcore.core.config import ConfigError, load_settings
+from mlcore.ops.runner import job_parameters, job_notebook, resolve_params
 
 
 def train_params():

@@ -1,8 +1,8 @@
 """Catalog: typed German credit on both engines, partitions on Spark, atomic saves that never publish half a dataset."""
 import pandas as pd
 import pytest
-from mlcore.catalog import load, save
-from mlcore.datasets import load_german_credit
+from mlcore.data.catalog import load, save
+from mlcore.data.datasets import load_german_credit
 
 
 def test_load_german_credit_is_the_typed_frame():

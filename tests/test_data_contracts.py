@@ -3,11 +3,10 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-from mlcore.catalog import save
-from mlcore.contracts import (ContractError, cast_to_contract, compile_rule, contract_from_dict, to_pandas, validate,
-                              validate_dataset)
-from mlcore.datasets import german_credit_path
-from mlcore.synthetic import generate_loan_book
+from mlcore.data.catalog import save, validate_dataset
+from mlcore.data.contracts import ContractError, cast_to_contract, compile_rule, contract_from_dict, to_pandas, validate
+from mlcore.data.datasets import german_credit_path
+from mlcore.data.synthetic import generate_loan_book
 
 
 def canon(df):

@@ -42,8 +42,8 @@ def _rows(df) -> list:
 SCRIPT = textwrap.dedent("""
     import json, sys
     import pandas as pd, sqlalchemy as sa
-    from mlcore.spark import spark_session
-    from mlcore.catalog import load, save
+    from mlcore.core.spark import spark_session
+    from mlcore.data.catalog import load, save
     jar, cat, db, months = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     spark = spark_session(master="local[2]", conf={"spark.jars": jar, "spark.ui.enabled": "false"})
     rows = lambda df: sorted([int(r["id"]), str(r["snapshot_month"]), float(r["amount"])] for r in df.collect())
@@ -69,7 +69,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def jdbc(tmp_path_factory):
-    from mlcore.catalog import save
+    from mlcore.data.catalog import save
     tmp = tmp_path_factory.mktemp("jdbc")
     cat = _catalog(tmp)
     save("loans", _frame(), catalog=cat)
@@ -86,7 +86,7 @@ def jdbc(tmp_path_factory):
 
 
 def _pd_rows(cat, **kw):
-    from mlcore.catalog import load
+    from mlcore.data.catalog import load
     return [list(t) for t in _rows(load("loans", catalog=cat, **kw))]
 
 
@@ -108,13 +108,13 @@ def test_spark_save_replaces_atomically(jdbc):
     cat, out, _ = jdbc
     assert out["tables"] == ["loans"]  # no staging table left
     assert out["after_save"] == [list(t) for t in _rows(_frame()) if t[0] < 10]  # rerun did not duplicate rows
-    from mlcore.catalog import load
+    from mlcore.data.catalog import load
     assert len(load("loans", catalog=cat)) == 10  # pandas sees the Spark-written table
 
 
 def test_bad_table_names_the_dataset(jdbc):
     cat, out, _ = jdbc
     assert out["bad"] and "'missing'" in out["bad"] and "no_such_table" in out["bad"], out["bad"]
-    from mlcore.catalog import load
+    from mlcore.data.catalog import load
     with pytest.raises(Exception, match=r"dataset 'missing'.*no_such_table"):
         load("missing", catalog=cat)

@@ -1,8 +1,8 @@
 """Synthetic loan book: schema, determinism, drift, and the Spark path writing the same rows as the pandas path."""
 import pandas as pd
 import pytest
-from mlcore.datasets import load_german_credit
-from mlcore.synthetic import generate_loan_book, generate_loan_book_spark
+from mlcore.data.datasets import load_german_credit
+from mlcore.data.synthetic import generate_loan_book, generate_loan_book_spark
 
 
 def test_schema_matches_german_credit():

@@ -82,7 +82,7 @@ def evidence_paths(d: dict, c: dict) -> dict:
         job = "monitor" if args[:2] == ["monitor", "run"] else args[1]
         params = yaml.safe_load((ROOT / args[args.index("-f") + 1]).read_text()) if "-f" in args else {}
         params.update(args[i + 1].split("=", 1) for i, a in enumerate(args) if a in ("-p", "--param"))
-        writes_audit = "mlcore.governance" in (ROOT / "nbs" / "jobs" / f"{job}.ipynb").read_text()
+        writes_audit = "mlcore.registry.governance" in (ROOT / "nbs" / "jobs" / f"{job}.ipynb").read_text()
         out["runs folder"] = (runs, True)
         out["audit log"] = (at(env.get("MLCORE_AUDIT_LOG") or "audit/lifecycle.jsonl"), writes_audit)
         if job == "monitor": out["monitoring history"] = (at(params.get("history_dir", "monitoring")), True)
@@ -184,9 +184,9 @@ def test_claims_exist_and_replicas_do_not_share_a_read_write_once_claim():
 
 def test_monitor_cronjob_uses_the_exit_code_door_and_fails_at_once_on_a_verdict():
     "`mlcore monitor run`: 10 (warn) and 20 (retrain) fail the Job without a retry; 1 and 3 are retried per backoffLimit"
-    from mlcore.cli import _parser
-    from mlcore.monitoring import EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN
-    from mlcore.runner import EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
+    from mlcore.commands.main import _parser
+    from mlcore.monitor.window import EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN
+    from mlcore.ops.runner import EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED
     text = (K8S / "cronjob-monitor.yaml").read_text()
     (d,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "CronJob"]
     job = d["spec"]["jobTemplate"]["spec"]
@@ -217,7 +217,7 @@ def champion(tmp_path_factory):
     "Train the credit PD model on the bundled data once for this module, and make it champion"
     import mlflow
     from mlflow.tracking import MlflowClient
-    from mlcore.runner import run_job
+    from mlcore.ops.runner import run_job
     d = tmp_path_factory.mktemp("serving")
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{d}/mlflow.db", "MLCORE_ARTIFACT_ROOT": str(d / "artifacts"),
            "MLCORE_RUNS_DIR": str(d / "runs")}
@@ -229,14 +229,14 @@ def champion(tmp_path_factory):
         assert res.status == "FINISHED", res.error
         (v,) = MlflowClient().search_model_versions(f"run_id = '{res.run_id}'")
         if "mlcore.artifact_sha256" not in (v.tags or {}):
-            from mlcore.integrity import seal_model_version
+            from mlcore.registry.integrity import seal_model_version
             seal_model_version(v.name, v.version)
         MlflowClient().set_registered_model_alias(v.name, "champion", v.version)
         yield v, {**os.environ, **env}
 
 
 def applicant():
-    from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
+    from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES, TARGET
     row = load_german_credit().drop(columns=[TARGET, *PROTECTED_ATTRIBUTES]).iloc[0]
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
@@ -245,7 +245,7 @@ def applicant():
 def test_service_scores_champion_and_refuses_bad_input(champion, tmp_path):
     champion, _ = champion
     from fastapi.testclient import TestClient
-    from mlcore.serving import app_from_registry
+    from mlcore.inference.serving import app_from_registry
     log = tmp_path / "decisions.jsonl"
     client = TestClient(app_from_registry("credit_pd@champion", log))
     assert client.get("/ready").json()["model"]["version"] == str(champion.version)
@@ -278,7 +278,7 @@ def test_service_scores_champion_and_refuses_bad_input(champion, tmp_path):
 def test_mlcore_serve_on_loopback(champion, tmp_path):
     "`mlcore serve --workers 2`: every worker loads the verified model; loopback only; one decision log"
     champion, store = champion
-    from mlcore.cluster import free_port
+    from mlcore.ops.cluster import free_port
     port = free_port()
     p = subprocess.Popen([MLCORE, "serve", "--model", "credit_pd@champion", "--port", str(port), "--workers", "2", "--decision-log", str(tmp_path / "d.jsonl")], cwd=ROOT,
                          env=store, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -306,9 +306,9 @@ def test_mlcore_serve_on_loopback(champion, tmp_path):
 CLUSTER_SCRIPT = r'''
 import json, sys
 import pandas as pd
-from mlcore.batch import score_dataset
-from mlcore.cluster import StandaloneCluster
-from mlcore.spark import spark_session, stop_spark
+from mlcore.inference.batch import score_dataset
+from mlcore.ops.cluster import StandaloneCluster
+from mlcore.core.spark import spark_session, stop_spark
 cat, out = sys.argv[1], sys.argv[2]
 conf = {"spark.executor.memory": "512m", "spark.cores.max": "2", "spark.sql.shuffle.partitions": "4"}
 def run(master, output):
@@ -351,7 +351,7 @@ def test_score_job_on_standalone_cluster_same_as_local(champion, book):
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     "A small synthetic loan book (3 months) with corrupted rows, and a catalog pointing at temporary folders"
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.data.synthetic import generate_loan_book
     d = tmp_path_factory.mktemp("book")
     df = generate_loan_book(months=3, rows_per_month=400, start="2024-10", seed=3)
     last = df.index[df.snapshot_month == "2024-12"]
@@ -369,7 +369,7 @@ def book(tmp_path_factory):
 @pytest.mark.slow
 def test_batch_scores_same_on_pandas_and_spark_and_reruns_replace(champion, book, spark):
     import pandas as pd
-    from mlcore.batch import score_dataset
+    from mlcore.inference.batch import score_dataset
     d, cat = book
     a = score_dataset("credit_pd@champion", "loan_book", "scores", "", "loan_id", "pandas", "run-pandas", catalog_file=cat, carry=["default"])
     assert (a["partition"], a["rows_in"], a["rows_quarantined"]) == ("2024-12", 400, 3)
@@ -394,8 +394,8 @@ def test_batch_scores_same_on_pandas_and_spark_and_reruns_replace(champion, book
 def test_spark_batch_checks_keys_on_staged_output_and_skips_empty_quarantine(champion, spark, tmp_path, monkeypatch, plan):
     "Both Spark plans score without a key shuffle, find duplicated keys in the staged output and score again exactly; a clean partition gets an empty quarantine"
     import pandas as pd
-    import mlcore.batch as batch
-    from mlcore.synthetic import generate_loan_book
+    import mlcore.inference.batch as batch
+    from mlcore.data.synthetic import generate_loan_book
     if plan == "spark dataframe": monkeypatch.setattr(batch, "_parquet_plan", lambda *a, **k: None)  # as for CSV or cast inputs
     df = generate_loan_book(months=2, rows_per_month=300, start="2025-01", seed=5)
     df = df.astype({"loan_id": "Int64", "credit_amount": "Int64"})   # integers with gaps stay integers (else the catalog must cast)
@@ -436,7 +436,7 @@ def test_spark_batch_checks_keys_on_staged_output_and_skips_empty_quarantine(cha
 @pytest.mark.slow
 def test_failed_batch_write_publishes_nothing(champion, book, monkeypatch):
     import pandas as pd
-    from mlcore.batch import score_dataset
+    from mlcore.inference.batch import score_dataset
     d, cat = book
     before = pd.read_parquet(d / "scores" / "snapshot_month=2024-12")
     def disk_full(self, path, *a, **k):
@@ -457,7 +457,7 @@ def test_failed_batch_write_publishes_nothing(champion, book, monkeypatch):
 def _noisy_book(n, seed):
     "Synthetic applicants with missing values, unseen categories and special/extreme numbers sprinkled in"
     import numpy as np
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.data.synthetic import generate_loan_book
     df = generate_loan_book(months=1, rows_per_month=n, start="2024-12", seed=seed)
     rng = np.random.default_rng(seed)
     for c in df.columns.drop(["loan_id", "snapshot_month", "default"]):
@@ -471,8 +471,8 @@ def _noisy_book(n, seed):
 def test_row_scorer_matches_pandas_on_random_rows(champion):
     "The service's fast path gives the pandas path's PD, score, grade and reasons on thousands of random rows"
     import numpy as np
-    from mlcore.integrity import load_verified_model
-    from mlcore.serving import RowScorer, decisions, row_scorer
+    from mlcore.registry.integrity import load_verified_model
+    from mlcore.inference.serving import RowScorer, decisions, row_scorer
     pyf, _ = load_verified_model("credit_pd@champion")
     cm = pyf.unwrap_python_model().model
     assert isinstance(row_scorer(pyf), RowScorer)
@@ -492,8 +492,8 @@ def test_spark_reasons_break_ties_like_pandas(champion, spark):
     "Two characteristics losing exactly the same points: Spark orders the reasons as pandas does (model order)"
     import copy
     import numpy as np
-    from mlcore.integrity import load_verified_model
-    from mlcore.scoring import CreditModel
+    from mlcore.registry.integrity import load_verified_model
+    from mlcore.models.credit import CreditModel
     cm = load_verified_model("credit_pd@champion")[0].unwrap_python_model().model
     st = copy.deepcopy(cm.state)
     a = st["characteristics"][1]
@@ -518,7 +518,7 @@ def test_spark_reasons_break_ties_like_pandas(champion, spark):
 def test_row_ok_sql_agrees_with_reasons(spark):
     "The cheap filter that picks rows to score is true exactly where the reason text is empty (pandas and Spark)"
     import pandas as pd
-    from mlcore.batch import row_ok_sql, row_problems, row_problems_sql
+    from mlcore.inference.batch import row_ok_sql, row_problems, row_problems_sql
     ct = {"columns": {"amount": {"type": "number", "min": 1, "max": 100}, "n": {"type": "integer", "min": 0, "max": None},
                       "purpose": {"type": "string", "categories": ["car", "tv"]}, "note": {"type": "string"}}}
     d = pd.DataFrame({"amount": [5.0, 500.0, None, 7.0, float("nan"), float("inf"), 1.0, 100.0],
@@ -536,8 +536,8 @@ def test_tampered_or_unsealed_model_is_refused(champion):
     "Integrity runs last in this module: it tampers with the champion's files"
     import mlflow
     from mlflow.tracking import MlflowClient
-    from mlcore.integrity import ModelIntegrityError, load_verified_model
-    from mlcore.serving import app_from_registry
+    from mlcore.registry.integrity import ModelIntegrityError, load_verified_model
+    from mlcore.inference.serving import app_from_registry
     champion, _ = champion
     c = MlflowClient()
     mlflow.pyfunc.load_model(f"models:/credit_pd/{champion.version}")  # MLflow's own loader writes bookkeeping into the store

@@ -15,7 +15,7 @@ SHOTS = ROOT/".tmp/docs/screenshots"  # kept for a human to look at
 @pytest.fixture(scope="module")
 def site():
     "Build the site once. The notebook tests already run every notebook, so here tutorials and jobs are shown unexecuted and\n    only two library pages run in full (the others run what their API entries need): this keeps the test to about a minute"
-    r = subprocess.run([sys.executable, "-m", "mlcore.docs", "build", "--quick", "--full", "datasets.html", "--full", "drift.html",
+    r = subprocess.run([sys.executable, "-m", "mlcore.docs", "build", "--quick", "--full", "data/datasets.html", "--full", "stats/drift.html",
                         "--out", str(SITE)], cwd=ROOT,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -77,24 +77,24 @@ def test_methods_are_found_where_readers_look(site):
     for name in ("CreditModel.score", "CreditModel.score_arrow", "CreditModel.spark_score", "CreditModel.contributions",
                  "AuditLog.verify", "AuditLog.champion_at", "StandaloneCluster.start"):
         assert name in index, f"{name} missing from the symbol index"
-    scoring = soup(site/"scoring.html")
+    scoring = soup(site/"models/credit.html")
     assert scoring.find(id="creditmodel.score") is not None and scoring.find(id="creditmodel.spark_score") is not None
     assert "_score" not in {a.get_text() for a in soup(site/"reference.html").find_all("code")}
 
 
 def test_argument_comments_and_examples_are_rendered(site):
-    drift = soup(site/"drift.html")
+    drift = soup(site/"stats/drift.html")
     entry = drift.find(id="psi").find_parent(class_="api-entry")
     assert "counts per bin in the reference" in entry.get_text()  # docments comment of `expected`
     assert "Population stability index" in entry.get_text()
     assert drift.select(".output_area")  # executed examples have outputs
     assert not drift.find(string=re.compile(r"#\|\s*export"))  # directives and exported source are not shown
-    frames = soup(site/"datasets.html").select(".output_area table.dataframe")
+    frames = soup(site/"data/datasets.html").select(".output_area table.dataframe")
     assert frames and len(frames[0].find_all("tr")) > 3  # an executed example's DataFrame, rendered as a table
 
 
 def test_job_page_documents_parameters(site):
-    from mlcore.runner import job_parameters
+    from mlcore.ops.runner import job_parameters
     for nb in sorted((ROOT/"nbs/jobs").glob("*.ipynb")):
         page = soup(site/expected_url(nb))
         rows = {tr.find("td").get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]

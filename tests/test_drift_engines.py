@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from mlcore.datasets import load_german_credit
-from mlcore.drift import bin_labels, drift_table, fit_reference, psi, spark_summarise, stability, summarise
+from mlcore.data.datasets import load_german_credit
+from mlcore.stats.drift import bin_labels, drift_table, fit_reference, psi, spark_summarise, stability, summarise
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_spark_and_pandas_identical(frames, spark):
 def test_spark_one_aggregation_no_python_udf(frames, spark):
     ref, cur = frames
     sdf = spark.createDataFrame(cur.head(50).replace({np.nan: None}))
-    from mlcore.drift import _spark_column_aggs
+    from mlcore.stats.drift import _spark_column_aggs
     aggs = [a for c, s in ref.items() for a in _spark_column_aggs(c, s)]
     plan = sdf.agg(*aggs)._jdf.queryExecution().executedPlan().toString()
     assert "PythonUDF" not in plan and "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
@@ -79,7 +79,7 @@ def test_spark_one_aggregation_no_python_udf(frames, spark):
 @pytest.mark.spark
 def test_monitor_window_same_on_both_engines(spark, tmp_path):
     from monitor_book import baseline_with_reference, score_frame, standin_book
-    from mlcore.monitoring import load_window, monitor_window
+    from mlcore.monitor.window import load_window, monitor_window
     b = baseline_with_reference()
     book = score_frame(standin_book(2, 600, seed=7, missing_spike=(1, "savings_account_and_bonds", 0.3)), b["model"], b["cols"])
     path = tmp_path / "scored.parquet"

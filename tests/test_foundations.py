@@ -6,7 +6,7 @@ from conftest import ROOT
 
 
 def test_import_mlcore_starts_no_jvm_and_imports_no_heavy_libraries():
-    code = ("import sys, psutil, mlcore, mlcore.config; "
+    code = ("import sys, psutil, mlcore, mlcore.core.config; "
             "print(sorted(m for m in ('pyspark', 'py4j', 'mlflow', 'sklearn') if m in sys.modules)); "
             "print(len(psutil.Process().children(recursive=True)))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -26,7 +26,7 @@ def test_spark_session_local_loopback_and_worker_python(spark):
 
 
 def test_java_missing_is_reported_plainly(monkeypatch, tmp_path):
-    from mlcore.spark import java_version, JavaMissing
+    from mlcore.core.spark import java_version, JavaMissing
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(JavaMissing, match="Spark needs Java 17"): java_version()
 

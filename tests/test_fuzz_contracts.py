@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 from fuzzkit import N, figures_fixture
-from mlcore.config import ConfigError
-from mlcore.contracts import ContractError, cast_to_contract, contract_from_dict, validate
+from mlcore.core.config import ConfigError
+from mlcore.data.contracts import ContractError, cast_to_contract, contract_from_dict, validate
 
 TALLY, figures = figures_fixture(__file__)
 

@@ -6,8 +6,8 @@ import yaml
 from hypothesis import given, strategies as st
 from conftest import ROOT
 from fuzzkit import figures_fixture
-from mlcore.config import ConfigError, Settings, from_dict, read_yaml, load_settings
-from mlcore.runner import job_parameters, resolve_params, parse_overrides
+from mlcore.core.config import ConfigError, Settings, from_dict, read_yaml, load_settings
+from mlcore.ops.runner import job_parameters, resolve_params, parse_overrides
 
 TALLY, figures = figures_fixture(__file__)
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, strategies as st
 from fuzzkit import figures_fixture
-from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES
-from mlcore.scorecard import ScorecardModel
-from mlcore.scoring import CreditModel, CreditPDModel
-from mlcore.serving import input_contract, create_app
-from mlcore.batch import row_problems, score_pandas
+from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES
+from mlcore.models.scorecard import ScorecardModel
+from mlcore.models.credit import CreditModel, CreditPDModel
+from mlcore.inference.serving import input_contract, create_app
+from mlcore.inference.batch import row_problems, score_pandas
 
 TALLY, figures = figures_fixture(__file__)
 BOUNDS = {"duration_in_month": [1, 120], "credit_amount": [1, 1000000], "installment_rate_in_percentage_of_disposable_income": [1, 4]}
@@ -89,7 +89,7 @@ def test_batch_scoring_scores_or_quarantines_every_row(model, data):
 @pytest.mark.spark
 def test_spark_quarantines_the_same_keys_and_rows(model, spark):
     "Duplicated and missing keys and bad cells: the Spark path quarantines the same rows with the same reasons"
-    from mlcore.batch import score_spark
+    from mlcore.inference.batch import score_spark
     cm, contract, rows = model
     df = rows.head(8).copy()
     df.loc[1, "loan_id"] = df.loc[0, "loan_id"]; df["loan_id"] = df["loan_id"].astype("float64"); df.loc[2, "loan_id"] = np.nan
@@ -106,7 +106,7 @@ def test_spark_quarantines_the_same_keys_and_rows(model, spark):
 @pytest.fixture(scope="module")
 def client(model, tmp_path_factory):
     from fastapi.testclient import TestClient
-    from mlcore.serving import DecisionLog
+    from mlcore.inference.serving import DecisionLog
     cm, contract, rows = model
     log = DecisionLog(tmp_path_factory.mktemp("fuzz-serving") / "d.jsonl", key="k")
     app = create_app(_Pyfunc(cm), contract,

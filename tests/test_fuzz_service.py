@@ -13,7 +13,7 @@ def test_service_conforms_to_its_openapi_schema(use_flow, tmp_path):
     import schemathesis
     from schemathesis.checks import negative_data_rejection
     from schemathesis.generation import GenerationMode
-    from mlcore.serving import app_from_registry
+    from mlcore.inference.serving import app_from_registry
     app = app_from_registry("credit_pd@champion", tmp_path / "decisions.jsonl")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     tally = collections.Counter()

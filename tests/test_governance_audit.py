@@ -2,7 +2,7 @@
 import json, threading
 import pytest
 from conftest import cli
-from mlcore.governance import AuditLog
+from mlcore.registry.governance import AuditLog
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def write(lg, ls): lg.path.write_text("\n".join(ls) + "\n")
 
 
 def test_intact_log_verifies_from_cli(log, capsys):
-    from mlcore.cli import main
+    from mlcore.commands.main import main
     assert main(["audit", "verify"]) == 0 and "intact (8 entries)" in capsys.readouterr().out
 
 
@@ -43,7 +43,7 @@ def test_edit_is_detected(log):
 def test_edit_with_recomputed_hash_is_detected(log):
     # a forger who recomputes the edited entry's hash breaks the next entry's link instead
     import hashlib
-    from mlcore.governance import _canonical
+    from mlcore.registry.governance import _canonical
     ls = lines(log)
     e = json.loads(ls[2]); e["who"] = "alice"; del e["hash"]
     e["hash"] = hashlib.sha256(_canonical(e)).hexdigest()
@@ -76,7 +76,7 @@ def test_cli_verify_fails_on_tampered_log(log):
     write(log, lines(log)[:-1])
     r = cli("audit", "verify", env={**os.environ})
     assert r.returncode == 1 and "TAMPERED" in r.stderr and "cut off" in r.stderr
-    from mlcore.cli import main
+    from mlcore.commands.main import main
     assert main(["audit", "champion", "m", "--at", "2100-01-01"]) == 1
 
 

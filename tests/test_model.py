@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
-from mlcore.binning import WoEBinner, fit_binning, bin_index
-from mlcore.scorecard import ScorecardModel
-from mlcore.challenger import ChallengerModel
-from mlcore.scoring import CreditModel, log_credit_model
-from mlcore.selection import split_sample
-from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES, GERMAN_CREDIT_NUMERIC, GERMAN_CREDIT_CATEGORICAL
+from mlcore.models.binning import WoEBinner, fit_binning, bin_index
+from mlcore.models.scorecard import ScorecardModel
+from mlcore.models.challenger import ChallengerModel
+from mlcore.models.credit import CreditModel, log_credit_model
+from mlcore.models.selection import split_sample
+from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES, GERMAN_CREDIT_NUMERIC, GERMAN_CREDIT_CATEGORICAL
 
 GRADES, CUTOFFS = list("ABCDEFG"), [0.03, 0.06, 0.10, 0.18, 0.30, 0.50]
 
@@ -125,7 +125,7 @@ def _value_in_bin(spec, i):
 
 def _gains_of_reasons(cm, X):
     "Reasons per row and the score gained by moving each reason's raw input (alone) to its characteristic's best bin"
-    from mlcore.reasons import best_bins
+    from mlcore.models.reasons import best_bins
     reasons, base = cm.reasons(X), cm.score(X)["score"].to_numpy()
     specs = {s["name"]: s for s in cm.state["binning"]}
     best = dict(zip(cm.state["characteristics"], best_bins(cm.state["binning"])))
@@ -174,7 +174,7 @@ def test_challenger_reasons_faithfulness_share(fitted, gc):
 @pytest.mark.parametrize("kind", ["scorecard", "challenger"])
 def test_contributions_are_additive(fitted, gc, kind):
     "Contributions + reference score = score per row; for the challenger SHAP + base = raw margin (1e-6 log-odds)"
-    from mlcore.reasons import best_reference, tree_contributions
+    from mlcore.models.reasons import best_reference, tree_contributions
     cm = fitted[kind]
     X = gc.drop(columns="default")
     c, out = cm.contributions(X), cm.score(X)
@@ -280,7 +280,7 @@ def test_train_job_shows_and_logs_no_applicant_rows(store, gc):
     "The executed train notebook prints no raw rows; the run's CSV artifacts and the model's input example hold no data row"
     import mlflow
     from mlflow.models import Model
-    from mlcore.runner import run_job
+    from mlcore.ops.runner import run_job
     res = run_job("train", Path(__file__).parents[1] / "params" / "credit_pd" / "train.yaml",
                   overrides=["search_iter=1", "search_cv=2", "calibration_cv=2"])
     assert res.status == "FINISHED", res.error

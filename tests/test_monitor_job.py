@@ -14,7 +14,7 @@ def champion(store, tmp_path):
     "A registered model version whose training run logged monitoring/reference.json, and two months of scored data"
     import mlflow
     from mlflow.tracking import MlflowClient
-    from mlcore.tracking import experiment_id
+    from mlcore.core.tracking import experiment_id
     b = baseline_with_reference()
     with mlflow.start_run(experiment_id=experiment_id("credit_pd")) as run:
         mlflow.log_dict(b["reference"], "monitoring/reference.json")
@@ -75,7 +75,7 @@ def test_monitor_job_exit_codes_history_report(champion):
 def test_a_model_without_reference_is_refused(champion):
     import mlflow
     from mlflow.tracking import MlflowClient
-    from mlcore.monitoring import load_reference
+    from mlcore.monitor.window import load_reference
     with mlflow.start_run() as run: mlflow.log_metric("test_gini", 0.5)
     mv = MlflowClient().create_model_version("credit_pd", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
     with pytest.raises(FileNotFoundError, match="has no frozen reference 'monitoring/reference.json'"):
@@ -114,8 +114,8 @@ def _check_in_browser(page: Path, action: str):
 
 def test_report_in_headless_chromium(tmp_path):
     from monitor_book import months
-    from mlcore.monitoring import monitor_window
-    from mlcore.monitor_report import publish_window
+    from mlcore.monitor.window import monitor_window
+    from mlcore.monitor.report import publish_window
     b = baseline_with_reference()
     book = score_frame(standin_book(2, 800, seed=5, population_shift=(1, "duration_in_month", 0.6)), b["model"], b["cols"])
     for m in months(n=2):

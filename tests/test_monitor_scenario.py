@@ -1,4 +1,4 @@
-"""24 months of the synthetic loan book (`mlcore.synthetic.generate_loan_book`) through the monitor: stable months stay
+"""24 months of the synthetic loan book (`mlcore.data.synthetic.generate_loan_book`) through the monitor: stable months stay
 green, a population shift turns exactly its characteristic amber/red in the month it starts, data-quality breaks are
 flagged as such, concept drift shows in backtesting.
 
@@ -8,9 +8,9 @@ concept drift, and the unit change would mask the missing-value spike."""
 import pandas as pd
 import pytest
 from monitor_book import baseline_with_reference, months, score_frame
-from mlcore.monitoring import load_history, monitor_window
-from mlcore.monitor_report import publish_window
-from mlcore.synthetic import generate_loan_book
+from mlcore.monitor.window import load_history, monitor_window
+from mlcore.monitor.report import publish_window
+from mlcore.data.synthetic import generate_loan_book
 
 START, ROWS = "2024-01", 4000   # ~5% default rate: ~200 defaults a month, enough for a stable Gini
 SHIFT, CONCEPT = 9, 19          # month indexes where the population shift and the concept drift start

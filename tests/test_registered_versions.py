@@ -24,7 +24,7 @@ def _relocate(src: Path, dst: Path) -> Path:
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
 def test_an_earlier_registered_version_loads_verifies_and_scores_the_same(fixture, tmp_path, store, monkeypatch):
     import mlflow
-    from mlcore.integrity import load_verified_model
+    from mlcore.registry.integrity import load_verified_model
     home = _relocate(fixture, tmp_path / fixture.name)
     uri = f"sqlite:///{home}/mlflow.db"
     for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"): monkeypatch.setenv(k, uri)

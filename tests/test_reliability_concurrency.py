@@ -9,7 +9,7 @@ from reliability_helpers import TRAIN_LIGHT, N_JOBS, all_files, start_all, wait_
 
 REGISTER_JOB = """import mlflow, numpy as np, pandas as pd
 from sklearn.linear_model import LogisticRegression
-from mlcore.tracking import start_job_run, end_job_run, log_sklearn_model
+from mlcore.core.tracking import start_job_run, end_job_run, log_sklearn_model
 run = start_job_run(use_case, "register")
 rng = np.random.default_rng(seed)
 X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"]); y = (X.a + rng.normal(size=200) > 0).astype(int)
@@ -26,7 +26,7 @@ def test_concurrent_jobs_on_embedded_sqlite(jobs, store, tmp_path, monkeypatch):
     from its own run. `make test` uses a light registering job; `make soak-concurrency` runs 8 real trainings instead."""
     client = MlflowClient()
     if os.environ.get("MLCORE_SOAK_JOBS"):
-        from mlcore.governance import AuditLog
+        from mlcore.registry.governance import AuditLog
         monkeypatch.delenv("MLCORE_JOBS_DIR")  # the project's own jobs
         env = {**{k: v for k, v in store.items() if k != "MLCORE_JOBS_DIR"}, "MLCORE_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
         t0 = time.time()
@@ -64,7 +64,7 @@ def test_concurrent_jobs_on_embedded_sqlite(jobs, store, tmp_path, monkeypatch):
 def slow_job(jobs):
     "A job that announces itself, waits, then logs a metric"
     write_job(jobs, "slowlog", 'use_case: str = "tests"  # experiment\nseconds: float = 3.0  # wait before logging',
-              "import mlflow, time\nfrom mlcore.tracking import start_job_run, end_job_run\nstart_job_run(use_case, 'x')\n"
+              "import mlflow, time\nfrom mlcore.core.tracking import start_job_run, end_job_run\nstart_job_run(use_case, 'x')\n"
               "print('sleeping', flush=True)\ntime.sleep(seconds)\nmlflow.log_metric('after_wait', 1)\nend_job_run()")
     return jobs
 
@@ -81,7 +81,7 @@ def hold_lock(db: Path, seconds: float, ready: threading.Event | None = None, do
 
 def test_sqlite_locked_at_start_is_reported_clearly(slow_job, store):
     "Another writer holds the SQLite file longer than its busy timeout: exit 3 and a message naming the cure, no traceback"
-    from mlcore.tracking import check_tracking
+    from mlcore.core.tracking import check_tracking
     check_tracking(store["MLFLOW_TRACKING_URI"])  # the store exists, with MLflow's tables
     db = Path(store["MLFLOW_TRACKING_URI"][len("sqlite:///"):])
     ready, done = threading.Event(), threading.Event()
@@ -133,7 +133,7 @@ def test_concurrent_publishes_keep_scores_and_quarantine_from_one_run(tmp_path, 
     two swaps. The published pair must come from one run, whichever it is. Ordered with events: without the lock in
     `publish_many`, run-b swaps both before run-a's second swap and the result mixes the runs (checked by removing it)."""
     import pandas as pd
-    import mlcore.batch as batch
+    import mlcore.inference.batch as batch
     swap, a_between, b_done, swaps = batch._swap, threading.Event(), threading.Event(), {"run-a": 0, "run-b": 0}
     def ordered_swap(staging, final, run_id):
         swap(staging, final, run_id); swaps[run_id] += 1

@@ -85,7 +85,7 @@ def champion(killed_then_rerun):
 @pytest.fixture(scope="module")
 def book(killed_then_rerun):
     "A small loan book (3 months, 3 corrupted rows in the last) and a catalog with output datasets in temporary folders"
-    from mlcore.synthetic import generate_loan_book
+    from mlcore.data.synthetic import generate_loan_book
     d = killed_then_rerun["dir"] / "book"
     d.mkdir()
     df = generate_loan_book(months=3, rows_per_month=400, start="2024-10", seed=3)
@@ -107,7 +107,7 @@ def published(folder: Path) -> list:
 @pytest.mark.slow
 def test_output_that_cannot_be_written_publishes_nothing(champion, book):
     "A file where the output folder (or its quarantine folder) should be: clear error naming it, nothing published"
-    from mlcore.batch import score_dataset
+    from mlcore.inference.batch import score_dataset
     d, cat = book
     (d / "blocked").write_text("not a folder")
     with pytest.raises(OSError, match=str(d / "blocked")):
@@ -124,7 +124,7 @@ HANGING_SCORE = r'''
 import sys, time
 from pathlib import Path
 import pandas as pd
-from mlcore.batch import score_dataset
+from mlcore.inference.batch import score_dataset
 def half_then_hang(self, path, *a, **k):
     Path(path).write_bytes(b"PAR1 half a file")
     print("writing", flush=True)
@@ -137,7 +137,7 @@ score_dataset("credit_pd@champion", "loan_book", "killed_scores", "2024-12", "lo
 @pytest.mark.slow
 def test_score_sigkilled_mid_write_publishes_nothing_and_rerun_is_exact(champion, book, killed_then_rerun):
     "A batch score killed while writing its output: readers see no partition; the rerun publishes exactly the scored rows"
-    from mlcore.batch import score_dataset
+    from mlcore.inference.batch import score_dataset
     d, cat = book
     with open(cat, "a") as f: f.write(f"  killed_scores: {{format: parquet, path: {d / 'killed_scores'}, partition_by: snapshot_month}}\n")
     p = subprocess.Popen([sys.executable, "-c", HANGING_SCORE, cat], cwd=ROOT, env=killed_then_rerun["env"], stdout=subprocess.PIPE, text=True)
@@ -160,7 +160,7 @@ def test_score_sigkilled_mid_write_publishes_nothing_and_rerun_is_exact(champion
 @pytest.mark.slow
 @pytest.mark.skipif(ROOT_USER, reason="root ignores file permissions; the file-where-a-folder-should-be case covers root")
 def test_read_only_output_folder_publishes_nothing(champion, book):
-    from mlcore.batch import score_dataset
+    from mlcore.inference.batch import score_dataset
     d, cat = book
     (d / "readonly").mkdir(); (d / "readonly").chmod(0o555)
     try:
@@ -190,9 +190,9 @@ SPARK_DRIVER = r'''
 import json, sys, time, uuid
 from pathlib import Path
 from pyspark.sql import functions as F
-from mlcore import catalog
-from mlcore.batch import score_dataset
-from mlcore.spark import spark_session, stop_spark
+from mlcore.data import catalog
+from mlcore.inference.batch import score_dataset
+from mlcore.core.spark import spark_session, stop_spark
 cat, master, markers = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 spark = spark_session(master=master, conf={"spark.executor.memory": "512m", "spark.cores.max": "2", "spark.sql.shuffle.partitions": "4",
                                            "spark.task.maxFailures": "4"})
@@ -207,14 +207,14 @@ def slow_load(*a, **k):
         yield from batches
     return df.repartition(8).mapInPandas(slow, df.schema)
 catalog.load = slow_load
-import mlcore.batch, pandas as pd
-row_groups = mlcore.batch._score_row_groups
+import mlcore.inference.batch, pandas as pd
+row_groups = mlcore.inference.batch._score_row_groups
 def slow_row_groups(task, *a, **k):
     "The same for the Parquet row-group plan (the default for this input): each task announces itself and takes 2 s"
     (markers / uuid.uuid4().hex).write_text("")
     time.sleep(2)
     return row_groups(task, *a, **k)
-mlcore.batch._score_row_groups = slow_row_groups
+mlcore.inference.batch._score_row_groups = slow_row_groups
 part = next(Path(l.split("path: ")[1].split(",")[0]) for l in Path(cat).read_text().splitlines() if "loan_book:" in l) / "snapshot_month=2024-12"
 (f,) = part.glob("*.parquet")
 pd.read_parquet(f).to_parquet(f, index=False, row_group_size=50)   # 8 row groups: 4 tasks on the 2 cores
@@ -230,7 +230,7 @@ print(json.dumps({**s, "seconds": round(time.time() - t0)}))
 @pytest.mark.skipif(not os.environ.get("MLCORE_SPARK_FAULTS"), reason="3 to 4 minutes on 2 cores: run with `make test-spark-faults`")
 def test_worker_killed_during_batch_score_on_standalone_cluster(champion, book, killed_then_rerun):
     "Two workers; one is SIGKILLed (with its executor) while scoring tasks run: Spark reruns them, the row count is exact"
-    from mlcore.cluster import StandaloneCluster
+    from mlcore.ops.cluster import StandaloneCluster
     d, cat = book
     markers = d / "markers"; markers.mkdir()
     with StandaloneCluster(workers=2, cores=1, memory="1g") as cluster:

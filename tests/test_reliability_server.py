@@ -7,8 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from conftest import ROOT, MLCORE, cli, write_job
 from reliability_helpers import TRAIN_LIGHT, N_JOBS, LoopbackProxy, private_dir, start_all, wait_all, check_trainings
-from mlcore.cluster import free_port
-from mlcore.tracking_server import PostgresServer, TrackingServer, ServerProblem, postgres_bin
+from mlcore.ops.cluster import free_port
+from mlcore.ops.tracking_server import PostgresServer, TrackingServer, ServerProblem, postgres_bin
 
 
 def _have_postgres():
@@ -87,7 +87,7 @@ def test_tracking_server_down_mid_run_never_reports_success(team, jobs, store):
     "The server goes away while the job runs: bounded retries, exit 3, run.json says the run was not recorded, repair closes it later"
     pg, srv, d = team
     write_job(jobs, "slowlog", 'use_case: str = "tests"  # experiment\nseconds: float = 3.0  # wait before logging',
-              "import mlflow, time\nfrom mlcore.tracking import start_job_run, end_job_run\nstart_job_run(use_case, 'x')\n"
+              "import mlflow, time\nfrom mlcore.core.tracking import start_job_run, end_job_run\nstart_job_run(use_case, 'x')\n"
               "print('sleeping', flush=True)\ntime.sleep(seconds)\nmlflow.log_metric('after_wait', 1)\nend_job_run()")
     # the job reaches the server through a loopback proxy; stopping the proxy refuses and cuts its connections,
     # which is what the client sees when the server process dies (without waiting half a minute for a new one)

@@ -6,8 +6,8 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 from conftest import ROOT, MLCORE, cli, write_job
-from mlcore.config import ConfigError
-from mlcore.runner import run_job, repair_stale_runs
+from mlcore.core.config import ConfigError
+from mlcore.ops.runner import run_job, repair_stale_runs
 
 
 def all_runs():
@@ -58,7 +58,7 @@ def test_huge_error_is_cut_and_names_the_failing_line(jobs, store):
     "A 24 KB exception message: the printed error is about 2 KB and names line 3; run.json and the notebook keep it all"
     values = ", ".join(str(i) for i in range(5000))
     write_job(jobs, "huge", 'use_case: str = "tests"  # experiment',
-              "from mlcore.tracking import start_job_run\nstart_job_run(use_case, 'x')\n"
+              "from mlcore.core.tracking import start_job_run\nstart_job_run(use_case, 'x')\n"
               "raise ValueError('bad rows: ' + ', '.join(str(i) for i in range(5000)))\nprint('never')")
     r = cli("run", "huge", env=store)
     assert r.returncode == 1, r.stdout + r.stderr
@@ -80,7 +80,7 @@ def test_huge_error_is_cut_and_names_the_failing_line(jobs, store):
 def test_train_refuses_a_continuous_target(tmp_path, store):
     "The real train job on a catalog dataset whose target is a continuous score: exit 1 before any fitting, a short clear error"
     import numpy as np
-    from mlcore.datasets import load_german_credit
+    from mlcore.data.datasets import load_german_credit
     proj = tmp_path / "proj"
     (proj / "params").mkdir(parents=True)
     shutil.copy(ROOT / "settings.ini", proj)
@@ -181,7 +181,7 @@ def test_train_job_end_to_end(store):
     assert v.run_id == run.info.run_id and v.tags["mlcore.trained_by"]
     model = mlflow.pyfunc.load_model(f"models:/credit_pd/{v.version}")
     assert model.metadata.signature is not None
-    from mlcore.datasets import load_german_credit
+    from mlcore.data.datasets import load_german_credit
     X = load_german_credit().drop(columns=["default", "personal_status_and_sex", "age_in_years", "foreign_worker"]).head(3)
     out = model.predict(X)
     k = 4  # reason_k in params/credit_pd/train.yaml

@@ -11,8 +11,8 @@ REFS = ["runs:/0123456789abcdef/model", "models:/credit_pd/1", "file:///tmp/mode
 
 @pytest.mark.parametrize("ref", REFS)
 def test_paths_and_uris_are_refused_by_serving_and_batch(use_flow, ref):
-    from mlcore.batch import score_dataset
-    from mlcore.serving import app_from_registry
+    from mlcore.inference.batch import score_dataset
+    from mlcore.inference.serving import app_from_registry
     with pytest.raises(ValueError, match="loaded only from the registry"): app_from_registry(ref)
     with pytest.raises(ValueError, match="loaded only from the registry"):
         score_dataset(ref, "loan_book", "credit_pd_scores", "", "loan_id", "pandas", "sec-test")
@@ -27,7 +27,7 @@ def test_mlcore_serve_refuses_a_runs_uri_with_one_clear_line(use_flow):
 def tampered(use_flow, tmp_path):
     "A sealed copy of the champion registered as credit_pd_copy/1, then one byte of its pickle changed"
     from mlflow.tracking import MlflowClient
-    from mlcore.integrity import seal_model_version, _download
+    from mlcore.registry.integrity import seal_model_version, _download
     c = MlflowClient()
     mv = c.get_model_version_by_alias("credit_pd", "champion")
     src = _download("credit_pd", str(mv.version), str(tmp_path / "dl"))
@@ -41,9 +41,9 @@ def tampered(use_flow, tmp_path):
 
 
 def test_tampered_model_is_refused_by_the_service_batch_scoring_and_the_cli(use_flow, tampered):
-    from mlcore.batch import score_dataset
-    from mlcore.integrity import ModelIntegrityError, load_verified_model
-    from mlcore.serving import app_from_registry
+    from mlcore.inference.batch import score_dataset
+    from mlcore.registry.integrity import ModelIntegrityError, load_verified_model
+    from mlcore.inference.serving import app_from_registry
     v, pkl = tampered
     ref = f"credit_pd_copy/{v.version}"
     load_verified_model(ref)                                        # sealed and intact: loads

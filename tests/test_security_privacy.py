@@ -1,8 +1,8 @@
 """Artifacts of the real flow (train, validate, score, monitor) carry no raw applicant rows nor protected attributes per row."""
 import pandas as pd
 import pytest
-from mlcore.datasets import load_german_credit, PROTECTED_ATTRIBUTES
-from mlcore.privacy import PrivacyError, check_run, scan_run
+from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES
+from mlcore.ops.privacy import PrivacyError, check_run, scan_run
 
 pytestmark = pytest.mark.slow
 

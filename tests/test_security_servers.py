@@ -17,8 +17,8 @@ def listening(pid: int) -> set:
 
 
 def test_server_defaults_are_loopback():
-    from mlcore import cli, cli_deploy, docs, serving
-    from mlcore.spark import spark_conf
+    from mlcore.commands import main as cli, cli_deploy, docs, serving
+    from mlcore.core.spark import spark_conf
     assert inspect.signature(serving.serve).parameters["host"].default == "127.0.0.1"
     assert inspect.signature(docs.serve).parameters["host"].default == "127.0.0.1"
     import argparse
@@ -34,7 +34,7 @@ def test_server_defaults_are_loopback():
 
 def test_standalone_cluster_binds_master_and_workers_to_loopback(monkeypatch, tmp_path):
     "The command lines and environment StandaloneCluster starts its JVMs with (the cluster itself is run in test_deploy)"
-    import mlcore.cluster as cl
+    import mlcore.ops.cluster as cl
     seen, real = [], cl.subprocess.Popen
 
     class Exited:
@@ -93,13 +93,13 @@ def test_repository_stores_no_credentials():
 
 
 def test_params_pass_the_secret_check_and_the_check_can_fail(tmp_path):
-    from mlcore.config import ConfigError, read_yaml, refuse_secrets
+    from mlcore.core.config import ConfigError, read_yaml, refuse_secrets
     ymls = sorted((ROOT / "params").rglob("*.yaml"))
     assert len(ymls) >= 10
     for f in ymls: refuse_secrets(read_yaml(f), f)
     bad = tmp_path / "catalog.yaml"
     bad.write_text("datasets:\n  loans: {format: sql, url: 'postgresql://risk:Winter2026@db/loans', table: loans}\n")
-    from mlcore.catalog import read_catalog
+    from mlcore.data.catalog import read_catalog
     with pytest.raises(ConfigError, match="a URI with a password"): read_catalog(bad)
     hits = [m.group(2) for m in SECRET_ASSIGNMENT.finditer("db_password: Winter2026\napi_key: ${RISK_API_KEY}")]
     assert [h for h in hits if not PLACEHOLDER.match(h)] == ["Winter2026"]

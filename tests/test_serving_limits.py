@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from conftest import cli
-from mlcore.serving import BodyLimit, DecisionLog, create_app, input_contract
+from mlcore.inference.serving import BodyLimit, DecisionLog, create_app, input_contract
 
 CONTRACT = input_contract(pd.DataFrame({"duration_in_month": [6, 48], "purpose": ["car (new)", "education"]}), {"duration_in_month": [1, 120]})
 ONE = {"duration_in_month": 30, "purpose": "education"}
@@ -111,9 +111,9 @@ def test_middleware_stops_reading_at_the_limit():
 
 def test_app_from_registry_and_workers_take_the_limit_from_settings(tmp_path, store, monkeypatch):
     "The limit reaches the app from params/settings.yaml's default, from MLCORE_MAX_REQUEST_BYTES and from `serve`'s argument"
-    import mlcore.integrity, mlcore.serving as sv
+    import mlcore.registry.integrity, mlcore.inference.serving as sv
     mv = types.SimpleNamespace(name="demo", version=1, run_id="r1")
-    monkeypatch.setattr(mlcore.integrity, "load_verified_model", lambda ref: (Stub(), mv))
+    monkeypatch.setattr(mlcore.registry.integrity, "load_verified_model", lambda ref: (Stub(), mv))
     monkeypatch.setattr(sv, "model_contract", lambda mv, model: CONTRACT)
     monkeypatch.delenv("MLCORE_MAX_REQUEST_BYTES", raising=False)
     body = pad(BODIES["/score"], 2000)
@@ -127,7 +127,7 @@ def test_app_from_registry_and_workers_take_the_limit_from_settings(tmp_path, st
     runs = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append((app, kw)))
     sv.serve("demo@champion", workers=2, max_request_bytes=1234)         # each worker's load_settings reads the variable
-    assert runs[0][0] == "mlcore.serving:app_from_env" and sv.os.environ["MLCORE_MAX_REQUEST_BYTES"] == "1234"
+    assert runs[0][0] == "mlcore.inference.serving:app_from_env" and sv.os.environ["MLCORE_MAX_REQUEST_BYTES"] == "1234"
     assert TestClient(sv.app_from_env()).post("/score", content=pad(BODIES["/score"], 1235)).status_code == 413
 
 
@@ -145,7 +145,7 @@ def test_mlcore_serve_refuses_a_bad_limit_naming_where_it_came_from(store):
 def server(request, tmp_path):
     "The app (default limit, 1 MiB) under uvicorn on 127.0.0.1, with either HTTP parser; stopped after the test"
     import uvicorn
-    from mlcore.cluster import free_port
+    from mlcore.ops.cluster import free_port
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(Stub(), CONTRACT, {"name": "demo", "version": "1"}, DecisionLog(tmp_path / "log.jsonl")),
                                         host="127.0.0.1", port=port, http=request.param, log_level="warning"))

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score, brier_score_loss
 from statsmodels.stats.proportion import proportion_confint, confint_proportions_2indep
-from mlcore import validation as V
+from mlcore.evaluation import battery as V
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_bootstrap_ci_agrees_with_delong(sample):
 
 def test_ks_roc_cap(sample):
     y, p = sample
-    from mlcore.metrics import ks
+    from mlcore.stats.metrics import ks
     assert ks(y, p) == pytest.approx(stats.ks_2samp(p[y == 1], p[y == 0]).statistic)
     assert V.accuracy_ratio(y, p) == pytest.approx(2 * roc_auc_score(y, p) - 1, abs=1e-9)
     roc = V.roc_data(y, p)
@@ -141,7 +141,7 @@ def test_fairness_rates_and_gap_ci(sample):
 
 
 def test_gates_and_config_refusals(tmp_path):
-    from mlcore.config import ConfigError
+    from mlcore.core.config import ConfigError
     cfg = V.load_validation_config("params/credit_pd/thresholds.yaml")
     blocking = {k for k, r in cfg["thresholds"].items() if r.get("blocking")}
     assert {"auc", "score_psi", "jeffreys_portfolio", "soundness"} <= blocking
@@ -244,7 +244,7 @@ def test_sample_gates_both_samples():
 
 
 def test_correlations_against_scipy():
-    from mlcore.datasets import load_german_credit
+    from mlcore.data.datasets import load_german_credit
     gc = load_german_credit()
     cols = ["duration_in_month", "credit_amount", "age_in_years", "installment_rate_in_percentage_of_disposable_income", "purpose"]
     t = V.correlations(gc, cols, limit=0.3)

@@ -34,9 +34,9 @@ def free_port() -> int:
 @pytest.mark.spark
 def test_spark_master_from_the_environment(spark):
     "Tutorial 3's Spark claim: MLCORE_SPARK_MASTER alone decides where Spark runs"
-    from mlcore.config import load_settings
-    from mlcore.spark import spark_conf
-    from mlcore.datasets import load_bundled
+    from mlcore.core.config import load_settings
+    from mlcore.core.spark import spark_conf
+    from mlcore.data.datasets import load_bundled
     s = load_settings(env={**os.environ, "MLCORE_SPARK_MASTER": "spark://spark-master:7077"})
     assert spark_conf(s)["spark.master"] == "spark://spark-master:7077"
     s = load_settings(env={**os.environ, "MLCORE_SPARK_MASTER": "local[2]"})
@@ -51,8 +51,8 @@ def test_runs_tracked_on_a_team_mlflow_server(tmp_path, monkeypatch):
     "Tutorial 3's server claim: pointing MLFLOW_TRACKING_URI at a real `mlflow server` is all tracking needs"
     import mlflow
     from mlflow.tracking import MlflowClient
-    from mlcore.config import load_settings
-    from mlcore.tracking import configure_tracking, experiment_id, start_job_run, end_job_run
+    from mlcore.core.config import load_settings
+    from mlcore.core.tracking import configure_tracking, experiment_id, start_job_run, end_job_run
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
