@@ -226,7 +226,7 @@ def browser(served):
 
 def test_browser_renders_home_and_api_pages(served, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    for page, min_entries in (("index.html", 0), ("drift.html", 4), ("jobs/train.html", 0)):
+    for page, min_entries in (("index.html", 0), ("stats/drift.html", 4), ("jobs/train.html", 0)):
         shot = SHOTS/(page.replace("/", "_").replace(".html", ".png"))
         errors, facts = browser.visit(f"{served}/{page}", shot)
         assert errors == [], f"{page}: console errors {errors}"

@@ -45,3 +45,6 @@ def test_the_fixture_was_registered_by_earlier_code():
         meta = json.loads((f / "fixture.json").read_text())
         pkl = next((f / "mlartifacts").rglob("python_model.pkl")).read_bytes()
         assert meta["module"].encode() in pkl, (f.name, meta["module"])   # the pickle names the module path of its day
+        import importlib
+        now = importlib.import_module(meta["module"])                      # resolved through mlcore.core.compat
+        assert now.__name__ != meta["module"] and hasattr(now, "CreditPDModel"), now.__name__

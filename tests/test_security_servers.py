@@ -17,14 +17,16 @@ def listening(pid: int) -> set:
 
 
 def test_server_defaults_are_loopback():
-    from mlcore.commands import main as cli, cli_deploy, docs, serving
+    from mlcore import docs
+    from mlcore.commands import main as cli, deploy as cli_deploy
+    from mlcore.inference import serving
     from mlcore.core.spark import spark_conf
     assert inspect.signature(serving.serve).parameters["host"].default == "127.0.0.1"
     assert inspect.signature(docs.serve).parameters["host"].default == "127.0.0.1"
     import argparse
     sub = argparse.ArgumentParser().add_subparsers()
     cli_deploy.register(sub)
-    assert sub.choices["serve"].parse_args([]).host == "127.0.0.1"
+    assert sub.choices["serve"].parse_args(["--model", "credit_pd@champion"]).host == "127.0.0.1"
     ui = cli._ui_command(5000)
     assert ui[ui.index("--host") + 1] == "127.0.0.1"
     c = spark_conf(master="local[1]")

@@ -113,7 +113,7 @@ def test_app_from_registry_and_workers_take_the_limit_from_settings(tmp_path, st
     "The limit reaches the app from params/settings.yaml's default, from MLCORE_MAX_REQUEST_BYTES and from `serve`'s argument"
     import mlcore.registry.integrity, mlcore.inference.serving as sv
     mv = types.SimpleNamespace(name="demo", version=1, run_id="r1")
-    monkeypatch.setattr(mlcore.registry.integrity, "load_verified_model", lambda ref: (Stub(), mv))
+    monkeypatch.setattr(sv, "load_verified_model", lambda ref: (Stub(), mv))   # serving imports it at the top
     monkeypatch.setattr(sv, "model_contract", lambda mv, model: CONTRACT)
     monkeypatch.delenv("MLCORE_MAX_REQUEST_BYTES", raising=False)
     body = pad(BODIES["/score"], 2000)
