@@ -78,6 +78,9 @@ def test_readme_module_table_matches_the_code():
 # The command line imports the library inside its handlers, so that `mlcore --help` and `mlcore jobs` load no more than
 # they use; the docs builder is tooling. Everywhere else mlcore modules are imported at the top.
 LAZY_OK = ("commands.", "docs")
+# mlcore modules that import a heavy library at their top, so that importing them lazily keeps a command's start fast:
+# tracking imports mlflow (1.3 s; `mlcore --help` and `mlcore jobs` need none of it).
+HEAVY_MLCORE = {"mlcore.core.tracking"}
 # Any other import inside a function is one of these libraries, kept out of import time.
 HEAVY = {"pyspark", "py4j", "mlflow", "sklearn", "scipy", "shap", "statsmodels", "fairlearn", "threadpoolctl", "pandas", "numpy",
          "pyarrow", "fastapi", "uvicorn", "starlette", "papermill", "nbformat", "nbclient", "nbconvert", "nbdev", "execnb",
@@ -117,8 +120,8 @@ def test_imports_point_one_way_and_stay_at_the_top():
         for line, target, inside in _imports(p, mod):
             if target in nums and nums[target] > nums[mod]:
                 problems.append(f"{p.relative_to(ROOT)}:{line}: imports {target} ({nums[target]}), a higher layer than {nums[mod]}")
-            if inside and target in nums and not mod.removeprefix("mlcore.").startswith(LAZY_OK):
+            if inside and target in nums and target not in HEAVY_MLCORE and not mod.removeprefix("mlcore.").startswith(LAZY_OK):
                 problems.append(f"{p.relative_to(ROOT)}:{line}: imports {target} inside a function")
-            if inside and target and target.split(".")[0] not in HEAVY | {"mlcore"}:
+            if inside and target and target.split(".")[0] not in HEAVY | {"mlcore"} and not target.startswith("mlcore"):
                 problems.append(f"{p.relative_to(ROOT)}:{line}: imports {target} inside a function (not a heavy library)")
     assert not problems, "\n".join(problems)

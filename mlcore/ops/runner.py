@@ -14,11 +14,6 @@ from pathlib import Path
 import yaml
 from ..core.config import (ConfigError, Settings, load_settings, read_yaml, check_type, did_you_mean,
                            refuse_secrets, _parse_type)
-from ..core.tracking import configure_tracking
-from ..core.tracking import EnvironmentProblem
-from ..core.tracking import EnvironmentProblem, TrackingUnavailable, tracking_problem
-from ..core.tracking import configure_tracking, experiment_id, run_tags, check_tracking
-from ..core.tracking import tracking_problem, TrackingUnavailable, read_decision
 
 # %% ../../nbs/ops/75_runner.ipynb #92cb6aa9
 def list_jobs(settings:Settings|None=None)->dict:
@@ -143,6 +138,7 @@ def _runner_alive(tags:dict)->bool:
 def repair_stale_runs(settings:Settings|None=None)->list:
     "Mark KILLED every RUNNING job run whose runner process on this host is gone; returns their ids"
     from mlflow.tracking import MlflowClient
+    from mlcore.core.tracking import configure_tracking
     configure_tracking(settings)
     c, host, fixed = MlflowClient(), socket.gethostname(), []
     exps = [e.experiment_id for e in c.search_experiments()]
@@ -215,6 +211,7 @@ HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",   # retries per request t
 
 def _writable_folder(folder:Path, what:str)->Path:
     "Create `folder` if needed and prove we can write in it; `EnvironmentProblem` otherwise"
+    from mlcore.core.tracking import EnvironmentProblem
     if folder.exists() and not folder.is_dir():
         raise EnvironmentProblem(f"the {what} {folder} is not a writable folder (a file is in the way)")
     try:
@@ -229,6 +226,7 @@ def _writable_folder(folder:Path, what:str)->Path:
 @contextlib.contextmanager
 def _tracking_errors(uri:str, doing:str):
     "Turn a locked or unreachable tracking store into `TrackingUnavailable`"
+    from mlcore.core.tracking import EnvironmentProblem, TrackingUnavailable, tracking_problem
     try: yield
     except (KeyboardInterrupt, SystemExit, ConfigError, EnvironmentProblem): raise
     except Exception as e:
@@ -247,6 +245,7 @@ def run_job(job:str,                       # job name: a notebook in the jobs fo
     "Run a job notebook with papermill inside one MLflow run"
     from mlflow.tracking import MlflowClient
     from mlflow.entities import Param
+    from mlcore.core.tracking import configure_tracking, experiment_id, run_tags, check_tracking
     s = settings or load_settings()
     nb = job_notebook(job, s)
     declared = job_parameters(nb)
@@ -276,6 +275,7 @@ def run_job(job:str,                       # job name: a notebook in the jobs fo
 def _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output)->JobResult:
     "Run the notebook inside the opened run, then close the run truthfully"
     import papermill as pm
+    from mlcore.core.tracking import tracking_problem, TrackingUnavailable, read_decision
     running = run_dir/f"{job}.running.ipynb"
     status, error, interrupted, cause = "FINISHED", None, None, None
     trace = None  # the whole traceback of a failure, for run.json
