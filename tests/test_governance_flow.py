@@ -51,9 +51,9 @@ def test_validation_passes_and_sets_challenger(flow):
     r = flow["passed"]
     assert r.returncode == 0, r.stdout + r.stderr
     v = MlflowClient().get_model_version("credit_pd", "1")
-    assert v.tags["mlcore.evaluation.battery.status"] == "passed" and v.tags["mlcore.evaluation.battery.by"] == "carol"
+    assert v.tags["mlcore.validation.status"] == "passed" and v.tags["mlcore.validation.by"] == "carol"
     assert aliases()["challenger"] == "1"
-    run = MlflowClient().get_run(v.tags["mlcore.evaluation.battery.run_id"])
+    run = MlflowClient().get_run(v.tags["mlcore.validation.run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["mlcore.job"] == "validate"
     assert run.data.metrics["val_auc"] > 0.6
     summary = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/validation/summary.json")
@@ -62,11 +62,11 @@ def test_validation_passes_and_sets_challenger(flow):
     assert summary["values_oot"] is None and summary["out_of_time"].startswith(
         "no out-of-time sample: the model was trained with split_strategy=random on german_credit")
     assert summary["migration"]["status"] == "not applicable: one snapshot (the data has no 'snapshot_month' column)"
-    page = mlflow.artifacts.load_text(v.tags["mlcore.evaluation.battery.report"])
+    page = mlflow.artifacts.load_text(v.tags["mlcore.validation.report"])
     assert "No out-of-time sample: the model was trained with split_strategy=random" in page
     assert page.count("<strong>Out-of-time: not applicable</strong>") >= 3 and "<strong>not applicable: one snapshot" in page
-    assert v.tags["mlcore.evaluation.battery.report"] == f"runs:/{run.info.run_id}/validation/report.html"
-    assert v.tags["mlcore.registry.model_card"].endswith("model_card/model_card.html")
+    assert v.tags["mlcore.validation.report"] == f"runs:/{run.info.run_id}/validation/report.html"
+    assert v.tags["mlcore.model_card"].endswith("model_card/model_card.html")
 
 
 def test_failed_validation_raises_and_records_why(flow, monkeypatch):
@@ -82,7 +82,7 @@ def test_failed_validation_raises_and_records_why(flow, monkeypatch):
         with pytest.raises(ValidationFailed, match=r"credit_pd version 2 failed validation; blocking gate\(s\): auc: auc = 0\.\d+ \(amber limit 0\.98\)"):
             raise_if_blocked(res)
     v = MlflowClient().get_model_version("credit_pd", "2")
-    assert v.tags["mlcore.evaluation.battery.status"] == "failed" and v.tags["mlcore.evaluation.battery.failures"] == "auc"
+    assert v.tags["mlcore.validation.status"] == "failed" and v.tags["mlcore.validation.failures"] == "auc"
     assert aliases().get("challenger") == "1"  # version 2 did not become challenger
 
 
@@ -123,7 +123,7 @@ def test_reject_then_approve_by_second_person(flow, capsys):
     events = [l.split()[2] for l in r.out.splitlines()]
     assert events == ["registered", "validated", "registered", "validated", "rejected", "approved", "champion_moved"], r.out
     assert "by dave: AUC far below target" in r.out
-    card = mlflow.artifacts.load_text(v.tags["mlcore.registry.model_card"])
+    card = mlflow.artifacts.load_text(v.tags["mlcore.model_card"])
     assert "approved" in card and "bob" in card and "Intended use" in card
 
 
@@ -139,7 +139,7 @@ def chromium(url, out, *extra):
 def test_renders_in_chromium(flow, tmp_path, what):
     from PIL import Image
     v = MlflowClient().get_model_version("credit_pd", "1")
-    uri = v.tags["mlcore.evaluation.battery.report"] if what == "report" else v.tags["mlcore.registry.model_card"]
+    uri = v.tags["mlcore.validation.report"] if what == "report" else v.tags["mlcore.model_card"]
     page = mlflow.artifacts.load_text(uri)
     # count the images the browser actually decoded, as a reader would see them
     probe = "<script>addEventListener('load',()=>{document.body.dataset.loaded=[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length})</script>"
@@ -182,6 +182,6 @@ def test_validation_refuses_an_unsealed_or_tampered_version(flow, monkeypatch):
             c.set_model_version_tag("credit_pd", str(mv.version), TAG, "0" * 64)  # a digest the files do not have
             with pytest.raises(ModelIntegrityError, match="does not match"):
                 validate_version("credit_pd", str(mv.version), cfg["battery"], cfg["thresholds"], cfg["master_scale"])
-        assert "mlcore.evaluation.battery.status" not in c.get_model_version("credit_pd", str(mv.version)).tags
+        assert "mlcore.validation.status" not in c.get_model_version("credit_pd", str(mv.version)).tags
     finally:
         c.delete_model_version("credit_pd", str(mv.version))

@@ -43,8 +43,8 @@ def book_flow(tmp_path_factory):
     mp.delenv("MLFLOW_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
     v = MlflowClient().get_model_version("credit_pd_book", "1")
-    summary = mlflow.artifacts.load_dict(f"runs:/{v.tags['mlcore.evaluation.battery.run_id']}/validation/summary.json")
-    report = mlflow.artifacts.load_text(v.tags["mlcore.evaluation.battery.report"])
+    summary = mlflow.artifacts.load_dict(f"runs:/{v.tags['mlcore.validation.run_id']}/validation/summary.json")
+    report = mlflow.artifacts.load_text(v.tags["mlcore.validation.report"])
     yield {"book": book, "validate": va, "version": v, "summary": summary, "report": report, "dir": proj}
     mp.undo()
 
@@ -87,7 +87,7 @@ def test_gates_apply_to_both_samples(book_flow):
     assert sorted(s["blocking_failures"]) == sorted(blocked.gate)
     v = book_flow["version"]
     # the job's exit code and the version's tags follow the gates over both samples
-    assert (va.returncode == 0) == s["passed"] == (v.tags["mlcore.evaluation.battery.status"] == "passed"), va.stderr[-2000:]
+    assert (va.returncode == 0) == s["passed"] == (v.tags["mlcore.validation.status"] == "passed"), va.stderr[-2000:]
     if not s["passed"]: assert "failed validation; blocking gate(s):" in va.stdout + va.stderr
 
 
@@ -100,7 +100,7 @@ def test_report_and_card_show_both_samples(book_flow, tmp_path):
     assert f"{o['auc']:.4f} [{o['auc_lo']:.4f}, {o['auc_hi']:.4f}]" in page and f"{t['auc']:.4f} [{t['auc_lo']:.4f}, {t['auc_hi']:.4f}]" in page
     assert "share no &#x27;loan_id&#x27;" in page and "no out-of-time sample" not in page
     v = book_flow["version"]
-    card = mlflow.artifacts.load_text(v.tags["mlcore.registry.model_card"].replace(".html", ".md"))
+    card = mlflow.artifacts.load_text(v.tags["mlcore.model_card"].replace(".html", ".md"))
     assert f"| out-of-time | AUC | {o['auc']:.3f} | {o['auc_lo']:.3f} | {o['auc_hi']:.3f} |" in card
     assert "Out-of-time sample:" in card and "Newcombe" in card
     if not Path(CHROMIUM).exists(): pytest.skip("Chromium not installed at /usr/bin/chromium")
@@ -136,12 +136,12 @@ def test_red_blocking_gate_out_of_time_blocks(book_flow, monkeypatch):
         res = validate_version("credit_pd_book", "1", cfg["battery"], cfg["thresholds"])
     assert not res["passed"] and res["blocking_failures"] == ["auc@oot"]
     # a revalidation tests the AUC decline against the AUC recorded at the version's initial validation (a version tag)
-    initial = float(book_flow["version"].tags["mlcore.evaluation.battery.auc_initial"])
+    initial = float(book_flow["version"].tags["mlcore.validation.auc_initial"])
     assert initial == pytest.approx(book_flow["summary"]["values"]["auc"])
     assert res["tables_oot"]["auc_decline"]["auc_initial"] == initial == res["tables"]["auc_decline"]["auc_initial"]
     assert "auc" not in set(res["findings"].loc[res["findings"]["sample"] == "test", "rule"])  # `samples: [oot]`
     with pytest.raises(ValidationFailed, match=r"credit_pd_book version 1 failed validation; blocking gate\(s\): auc@oot: auc = 0\.\d+"):
         raise_if_blocked(res)
     v = c.get_model_version("credit_pd_book", "1")
-    assert v.tags["mlcore.evaluation.battery.status"] == "failed" and v.tags["mlcore.evaluation.battery.failures"] == "auc@oot"
+    assert v.tags["mlcore.validation.status"] == "failed" and v.tags["mlcore.validation.failures"] == "auc@oot"
     assert "challenger" not in c.get_registered_model("credit_pd_book").aliases

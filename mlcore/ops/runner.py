@@ -130,7 +130,7 @@ def _proc_start(pid:int)->float|None:
     except (psutil.NoSuchProcess, psutil.AccessDenied): return None
 
 def _runner_alive(tags:dict)->bool:
-    try: pid, started = int(tags["mlcore.ops.runner.pid"]), float(tags["mlcore.ops.runner.pid_start"])
+    try: pid, started = int(tags["mlcore.runner.pid"]), float(tags["mlcore.runner.pid_start"])
     except (KeyError, ValueError): return True  # not ours to judge
     now = _proc_start(pid)
     return now is not None and abs(now - started) < 1.0
@@ -143,7 +143,7 @@ def repair_stale_runs(settings:Settings|None=None)->list:
     c, host, fixed = MlflowClient(), socket.gethostname(), []
     exps = [e.experiment_id for e in c.search_experiments()]
     if not exps: return fixed
-    runs = c.search_runs(exps, f"attributes.status = 'RUNNING' and tags.`mlcore.ops.runner.host` = '{host}'", max_results=1000)
+    runs = c.search_runs(exps, f"attributes.status = 'RUNNING' and tags.`mlcore.runner.host` = '{host}'", max_results=1000)
     for r in runs:
         if _runner_alive(r.data.tags): continue
         d = Path(r.data.tags.get("mlcore.run_dir", "/nonexistent"))
@@ -261,8 +261,8 @@ def run_job(job:str,                       # job name: a notebook in the jobs fo
             exp = experiment_id(use_case, s)
             c = MlflowClient()
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            tags = run_tags(job, s, params_file) | {"mlcore.use_case": use_case, "mlcore.ops.runner.host": socket.gethostname(),
-                    "mlcore.ops.runner.pid": str(os.getpid()), "mlcore.ops.runner.pid_start": repr(_proc_start(os.getpid()))}
+            tags = run_tags(job, s, params_file) | {"mlcore.use_case": use_case, "mlcore.runner.host": socket.gethostname(),
+                    "mlcore.runner.pid": str(os.getpid()), "mlcore.runner.pid_start": repr(_proc_start(os.getpid()))}
             run = c.create_run(exp, tags=tags, run_name=f"{job}-{stamp}")
             rid = run.info.run_id
             run_dir = s.runs_dir/job/f"{stamp}-{rid[:8]}"

@@ -145,12 +145,12 @@ def record_validation(model:str, version:str, passed:bool, overall:str, # overal
     "Tag the version with its validation outcome, audit it, and set `challenger` when it passed"
     c, log, who = client or MlflowClient(), log or AuditLog(), who or trained_by()
     mv = resolve_version(model, version, c)
-    tags = {"mlcore.evaluation.battery.status": "passed" if passed else "failed", "mlcore.evaluation.battery.overall": overall,
-            "mlcore.evaluation.battery.failures": ", ".join(failures) or "(none)", "mlcore.evaluation.battery.by": who, "mlcore.evaluation.battery.at": _now()}
-    tags |= {f"mlcore.evaluation.battery.{k}": str(v) for k, v in evidence.items()}
+    tags = {"mlcore.validation.status": "passed" if passed else "failed", "mlcore.validation.overall": overall,
+            "mlcore.validation.failures": ", ".join(failures) or "(none)", "mlcore.validation.by": who, "mlcore.validation.at": _now()}
+    tags |= {f"mlcore.validation.{k}": str(v) for k, v in evidence.items()}
     for k, v in tags.items(): c.set_model_version_tag(model, str(mv.version), k, v)
     why = f"all blocking gates passed (overall {overall})" if passed else f"blocking gate(s) failed: {', '.join(failures)}"
-    log.append("validated", model, str(mv.version), who, why, {"status": tags["mlcore.evaluation.battery.status"], "overall": overall, **evidence})
+    log.append("validated", model, str(mv.version), who, why, {"status": tags["mlcore.validation.status"], "overall": overall, **evidence})
     if passed: c.set_registered_model_alias(model, "challenger", str(mv.version))
     elif _aliases(model, c).get("challenger") == str(mv.version): c.delete_registered_model_alias(model, "challenger")
 
@@ -162,10 +162,10 @@ def approve(model:str, version, by:str, # approver's identity
     if not by: raise GovernanceError("an approval needs the approver's name (--by)")
     if not comment or not comment.strip(): raise GovernanceError("an approval needs a comment saying why")
     mv = resolve_version(model, version, c)
-    status = mv.tags.get("mlcore.evaluation.battery.status")
+    status = mv.tags.get("mlcore.validation.status")
     if status is None: raise GovernanceError(f"{model} version {str(mv.version)} has not been validated; run the validate job first")
     if status != "passed":
-        raise GovernanceError(f"{model} version {str(mv.version)} failed validation ({mv.tags.get('mlcore.evaluation.battery.failures', '?')}); it cannot be approved")
+        raise GovernanceError(f"{model} version {str(mv.version)} failed validation ({mv.tags.get('mlcore.validation.failures', '?')}); it cannot be approved")
     if mv.tags.get("mlcore.approval.status") == "rejected":
         raise GovernanceError(f"{model} version {str(mv.version)} was rejected by {mv.tags.get('mlcore.approval.by')}; it cannot be approved")
     trainer = mv.tags.get("mlcore.trained_by")
@@ -173,7 +173,7 @@ def approve(model:str, version, by:str, # approver's identity
     if trainer == by: raise GovernanceError(f"separation of duties: {by} trained {model} version {str(mv.version)} and may not approve it; a second person must")
     prev = _aliases(model, c).get("champion")
     if prev == str(mv.version): raise GovernanceError(f"{model} version {str(mv.version)} is already the champion")
-    ev = {"validation_run_id": mv.tags.get("mlcore.evaluation.battery.run_id", ""), "report": mv.tags.get("mlcore.evaluation.battery.report", ""), "trained_by": trainer}
+    ev = {"validation_run_id": mv.tags.get("mlcore.validation.run_id", ""), "report": mv.tags.get("mlcore.validation.report", ""), "trained_by": trainer}
     log.append("approved", model, str(mv.version), by, comment, ev)
     for k, v in {"mlcore.approval.status": "approved", "mlcore.approval.by": by, "mlcore.approval.at": _now(), "mlcore.approval.comment": comment}.items():
         c.set_model_version_tag(model, str(mv.version), k, v)
@@ -195,7 +195,7 @@ def reject(model:str, version, by:str, comment:str, log:AuditLog|None=None, clie
     for k, v in {"mlcore.approval.status": "rejected", "mlcore.approval.by": by, "mlcore.approval.at": _now(), "mlcore.approval.comment": comment}.items():
         c.set_model_version_tag(model, str(mv.version), k, v)
     if _aliases(model, c).get("challenger") == str(mv.version): c.delete_registered_model_alias(model, "challenger")
-    log.append("rejected", model, str(mv.version), by, comment, {"validation_run_id": mv.tags.get("mlcore.evaluation.battery.run_id", "")})
+    log.append("rejected", model, str(mv.version), by, comment, {"validation_run_id": mv.tags.get("mlcore.validation.run_id", "")})
     return {"model": model, "version": str(mv.version)}
 
 # %% ../../nbs/registry/56_governance.ipynb #7a69e646
@@ -297,7 +297,7 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     dev, test = samples["train"], samples["test"]
     groups = protected_groups(need("protected"), config.get("bands") or {})
     if config.get("auc_initial") is None:
-        config["auc_initial"] = float(mv.tags["mlcore.evaluation.battery.auc_initial"]) if "mlcore.evaluation.battery.auc_initial" in mv.tags else tr.data.metrics.get("test_auc")
+        config["auc_initial"] = float(mv.tags["mlcore.validation.auc_initial"]) if "mlcore.validation.auc_initial" in mv.tags else tr.data.metrics.get("test_auc")
     order = list(scale) if scale and set(np.unique(test.grade)) <= set(map(str, scale)) else None
     config.setdefault("grade_order", order)
     binning, reference = optional_artifact(mv.run_id, "model/binning.json"), optional_artifact(mv.run_id, "monitoring/reference.json")
@@ -348,12 +348,12 @@ def validate_version(model:str, version="latest", # version number, alias or 'la
     mlflow.log_text(json.dumps(summary, indent=2, default=str), "validation/summary.json")
     mlflow.log_metrics({f"val_{k}": v for k, v in res["values"].items() if v is not None}
                        | {f"val_oot_{k}": v for k, v in (oot_v or {}).items() if v is not None})
-    mlflow.set_tags({"mlcore.validated_model": model, "mlcore.validated_version": str(mv.version), "mlcore.evaluation.battery.overall": gates["overall"],
-                     "mlcore.evaluation.battery.passed": str(gates["passed"]).lower(), "mlcore.evaluation.battery.samples": ", ".join(gates["samples"])})
+    mlflow.set_tags({"mlcore.validated_model": model, "mlcore.validated_version": str(mv.version), "mlcore.validation.overall": gates["overall"],
+                     "mlcore.validation.passed": str(gates["passed"]).lower(), "mlcore.validation.samples": ", ".join(gates["samples"])})
     evidence = {"run_id": run.info.run_id, "report": f"runs:/{run.info.run_id}/validation/report.html",
                 "summary": f"runs:/{run.info.run_id}/validation/summary.json"}
-    if gates["passed"] and "mlcore.evaluation.battery.auc_initial" not in mv.tags:
-        c.set_model_version_tag(model, str(mv.version), "mlcore.evaluation.battery.auc_initial", str(res["values"]["auc"]))
+    if gates["passed"] and "mlcore.validation.auc_initial" not in mv.tags:
+        c.set_model_version_tag(model, str(mv.version), "mlcore.validation.auc_initial", str(res["values"]["auc"]))
     record_validation(model, str(mv.version), gates["passed"], gates["overall"], gates["blocking_failures"], evidence, who, log, c)
     return {**summary, "report_html": page, "findings": gates["findings"], "tables": res["tables"],
             "tables_oot": results["oot"]["tables"] if "oot" in results else None}

@@ -87,13 +87,13 @@ def publish_model_card(model:str, version, texts:dict|None=None, log:AuditLog|No
     if texts is None: texts = optional_artifact(mv.run_id, "model_card/texts.json") or {}
     tr = c.get_run(mv.run_id)
     summary = None
-    if rid := mv.tags.get("mlcore.evaluation.battery.run_id"): summary = optional_artifact(rid, "validation/summary.json")
+    if rid := mv.tags.get("mlcore.validation.run_id"): summary = optional_artifact(rid, "validation/summary.json")
     info = {"model": model, "version": ver, "trained_by": mv.tags.get("mlcore.trained_by", "unknown"), "run_id": mv.run_id,
-            "params": tr.data.params, "report": mv.tags.get("mlcore.evaluation.battery.report")}
+            "params": tr.data.params, "report": mv.tags.get("mlcore.validation.report")}
     events = [e for e in log.entries() if e["model"] == model and e["version"] == ver]
     md = model_card_markdown(info, summary, events, texts)
     page = markdown_to_html(md, f"Model card: {model} version {ver}")
     for name, text in (("model_card.md", md), ("model_card.html", page), ("texts.json", json.dumps(texts, indent=2))):
         c.log_text(mv.run_id, text, f"model_card/{name}")
-    c.set_model_version_tag(model, ver, "mlcore.registry.model_card", f"runs:/{mv.run_id}/model_card/model_card.html")
+    c.set_model_version_tag(model, ver, "mlcore.model_card", f"runs:/{mv.run_id}/model_card/model_card.html")
     return {"markdown": md, "html": page}
