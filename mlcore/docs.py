@@ -246,6 +246,7 @@ main th,main td{border:1px solid #d0d7de;padding:4px 8px;text-align:left} main t
 
 _ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0969da"/><path d="M3 12V4l5 5 5-5v8" stroke="#fff" stroke-width="2" fill="none"/></svg>'
 
+# %% ../nbs/95_docs.ipynb #9740aba5
 def _sidebar(pages:list, current:str)->str:
     here = posixpath.dirname(current)
     rel = lambda u: posixpath.relpath(u, here or ".")
@@ -313,6 +314,7 @@ def _api_only(cell)->bool:
     return bool(d & {"export", "exporti", "exports", "exec_doc"}) or src.startswith(("show_doc(", "#| hide\nfrom nbdev.showdoc")) \
         or all(l.startswith(("import ", "from ")) or l.startswith("#") or not l.strip() for l in src.splitlines())
 
+# %% ../nbs/95_docs.ipynb #047c2dc4
 def _build_one(args):
     "Execute (or take from the cache) and render one page; runs in a worker process"
     page, nbs, root, pages, cache, mode, members, doc_prefix, store = args
@@ -387,6 +389,7 @@ def serve(folder:str|Path="_docs", port:int=8000, host:str="127.0.0.1"):
         try: srv.serve_forever()
         except KeyboardInterrupt: pass
 
+# %% ../nbs/95_docs.ipynb #8f0fe18a
 def main(argv:list|None=None)->int:
     "`python -m mlcore.docs build|serve`"
     ap = argparse.ArgumentParser(prog="python -m mlcore.docs", description="Build or serve the documentation site")

@@ -12,7 +12,7 @@ LIFECYCLE = {"champion", "challenger"}
 HOMONYMS = {("docs", "default"): "the name of Pygments' default style",
             ("ops.runner", "default"): "papermill's key for a parameter's default value"}
 NAMED_KEYS = {"dataset", "output", "target", "key", "registered_model_name", "window_column", "time_column", "use_case"}
-LISTED_KEYS = {"protected", "carry"}
+LISTED_KEYS = {"protected", "carry", "id_columns"}
 
 
 def use_case_names() -> dict:
@@ -130,7 +130,17 @@ def test_imports_point_one_way_and_stay_at_the_top():
 def test_tag_names_outlive_module_moves():
     "Tags on runs and model versions are data that registries already hold: approval reads the 0.1 validation tags and repair the runner's, so they keep their names whatever the modules are called (a module move once renamed them)"
     text = {mod: p.read_text() for p, mod in library_modules()}
-    for mod, tags in {"registry.governance": ["mlcore.validation.status", "mlcore.validation.run_id", "mlcore.validation.auc_initial"],
+    for mod, tags in {"registry.governance": ["mlcore.validation.status", "mlcore.validation.run_id"],
+                      "workflows.validate": ["mlcore.validation.auc_initial"],
                       "registry.model_card": ["mlcore.model_card", "mlcore.validation.run_id"],
                       "ops.runner": ["mlcore.runner.pid", "mlcore.runner.pid_start", "mlcore.runner.host"]}.items():
         for t in tags: assert f'"{t}"' in text[mod] or f"`{t}`" in text[mod], f"{mod} no longer uses the tag {t}"
+
+
+def test_train_params_are_the_train_jobs_parameters():
+    "The train job hands its whole namespace to `TrainParams.from_namespace`: both must name the same parameters"
+    from dataclasses import fields
+    from mlcore.ops.runner import job_parameters, list_jobs
+    from mlcore.workflows.train import TrainParams
+    job = set(job_parameters(list_jobs()["train"])) - {"use_case"}
+    assert {f.name for f in fields(TrainParams)} == job

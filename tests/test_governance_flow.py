@@ -71,14 +71,14 @@ def test_validation_passes_and_sets_challenger(flow):
 
 def test_failed_validation_raises_and_records_why(flow, monkeypatch):
     # the job notebook's last step is `raise_if_blocked`, so a failed gate fails the job (the runner marks it FAILED)
-    from mlcore.registry.governance import validate_version, raise_if_blocked, ValidationFailed
+    from mlcore.workflows.validate import validate_version, raise_if_blocked, ValidationFailed
     from mlcore.evaluation.battery import load_validation_config
     monkeypatch.setenv("MLCORE_USER", "carol")
     cfg = load_validation_config("params/credit_pd/thresholds.yaml")
     cfg["thresholds"]["auc"].update(green=0.99, amber=0.98)
     cfg["battery"]["n_boot"] = 50
     with mlflow.start_run(experiment_id=MlflowClient().get_experiment_by_name("credit_pd").experiment_id):
-        res = validate_version("credit_pd", "2", cfg["battery"], cfg["thresholds"], cfg["master_scale"])
+        res = validate_version("credit_pd/2", cfg["battery"], cfg["thresholds"], cfg["master_scale"])
         with pytest.raises(ValidationFailed, match=r"credit_pd version 2 failed validation; blocking gate\(s\): auc: auc = 0\.\d+ \(amber limit 0\.98\)"):
             raise_if_blocked(res)
     v = MlflowClient().get_model_version("credit_pd", "2")
@@ -166,7 +166,7 @@ def test_renders_in_chromium(flow, tmp_path, what):
 
 def test_validation_refuses_an_unsealed_or_tampered_version(flow, monkeypatch):
     "Validators judge the files that were sealed at registration: an unsealed version is refused before any scoring"
-    from mlcore.registry.governance import validate_version
+    from mlcore.workflows.validate import validate_version
     from mlcore.registry.integrity import ModelIntegrityError
     from mlcore.evaluation.battery import load_validation_config
     monkeypatch.setenv("MLCORE_USER", "carol")
@@ -178,10 +178,10 @@ def test_validation_refuses_an_unsealed_or_tampered_version(flow, monkeypatch):
     try:
         with mlflow.start_run(experiment_id=c.get_experiment_by_name("credit_pd").experiment_id):
             with pytest.raises(ModelIntegrityError, match=f"credit_pd version {mv.version} was never sealed"):
-                validate_version("credit_pd", str(mv.version), cfg["battery"], cfg["thresholds"], cfg["master_scale"])
+                validate_version(f"credit_pd/{mv.version}", cfg["battery"], cfg["thresholds"], cfg["master_scale"])
             c.set_model_version_tag("credit_pd", str(mv.version), TAG, "0" * 64)  # a digest the files do not have
             with pytest.raises(ModelIntegrityError, match="does not match"):
-                validate_version("credit_pd", str(mv.version), cfg["battery"], cfg["thresholds"], cfg["master_scale"])
+                validate_version(f"credit_pd/{mv.version}", cfg["battery"], cfg["thresholds"], cfg["master_scale"])
         assert "mlcore.validation.status" not in c.get_model_version("credit_pd", str(mv.version)).tags
     finally:
         c.delete_model_version("credit_pd", str(mv.version))

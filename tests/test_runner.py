@@ -92,7 +92,8 @@ def test_train_refuses_a_continuous_target(tmp_path, store):
     assert r.returncode == 1, r.stdout + r.stderr
     err = printed_error(r.stderr)
     assert len(err) < 2100, len(err)
-    assert "line 3: `check_binary_target(df, target)" in err, err
+    # the job's line, and where in the library it failed
+    assert "line 2: `result = train_credit_pd(TrainParams.from_namespace(globals()))` (in mlcore.models.selection.check_binary_target, line" in err, err
     assert f"ValueError: target 'default' must be 0/1 (1 = the event) for a credit PD model; found {len(set(scores))} distinct values such as" in err
     (run,) = all_runs()
     assert run.info.status == "FAILED" and "rows_train" not in run.data.metrics  # refused before the split

@@ -124,7 +124,7 @@ def test_report_and_card_show_both_samples(book_flow, tmp_path):
 
 def test_red_blocking_gate_out_of_time_blocks(book_flow, monkeypatch):
     "A blocking rule red only on the out-of-time sample fails the validation, named rule@oot, and takes no challenger"
-    from mlcore.registry.governance import validate_version, raise_if_blocked, ValidationFailed
+    from mlcore.workflows.validate import validate_version, raise_if_blocked, ValidationFailed
     from mlcore.evaluation.battery import load_validation_config
     monkeypatch.setenv("MLCORE_USER", "carol")
     cfg = load_validation_config(book_flow["dir"] / "params/credit_pd_book/thresholds.yaml")
@@ -133,7 +133,7 @@ def test_red_blocking_gate_out_of_time_blocks(book_flow, monkeypatch):
     cfg["battery"]["n_boot"] = 50
     c = MlflowClient()
     with mlflow.start_run(experiment_id=c.get_experiment_by_name("credit_pd_book").experiment_id):
-        res = validate_version("credit_pd_book", "1", cfg["battery"], cfg["thresholds"])
+        res = validate_version("credit_pd_book/1", cfg["battery"], cfg["thresholds"])
     assert not res["passed"] and res["blocking_failures"] == ["auc@oot"]
     # a revalidation tests the AUC decline against the AUC recorded at the version's initial validation (a version tag)
     initial = float(book_flow["version"].tags["mlcore.validation.auc_initial"])

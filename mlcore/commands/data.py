@@ -81,6 +81,7 @@ def describe(name:str)->dict:
         out["primary_key"], out["unique_rows"], out["rules"] = c.primary_key, c.unique_rows, c.rules
     return out
 
+# %% ../../nbs/commands/91_data.ipynb #c21b959b
 def _column_check(col)->str:
     if col.allowed is not None: return f"one of {len(col.allowed)} categories"
     if col.min is not None or col.max is not None: return f"{col.min} .. {col.max}"
@@ -109,6 +110,7 @@ def profile(df):
         rows.append(r)
     return pd.DataFrame(rows)
 
+# %% ../../nbs/commands/91_data.ipynb #8e745705
 @_guard
 def _cmd_profile(a)->int:
     from mlcore.data.catalog import load

@@ -30,6 +30,7 @@ def _serve(a)->int:
         raise ConfigError("mlcore serve", "--model", str(e)) from None
     return 0
 
+# %% ../../nbs/commands/93_deploy.ipynb #7da24dd0
 def register(sub):
     "Add `serve` to the mlcore command"
     p = sub.add_parser("serve", help="REST scoring service for a registered model (PD, score, grade, reasons)")
@@ -42,4 +43,3 @@ def register(sub):
     p.add_argument("--max-request-bytes", type=_request_bytes, default=None,
                    help="larger request bodies get 413 before they are read (default: serving.max_request_bytes in params/settings.yaml, 1 MiB)")
     p.set_defaults(func=_serve)
-

@@ -60,6 +60,7 @@ def _cmd_verify(a)->int:
     print(f"audit log {log.path}: intact ({len(log.entries())} entries)")
     return EXIT_OK
 
+# %% ../../nbs/commands/92_governance.ipynb #122b67e0
 def _cmd_champion(a)->int:
     from mlcore.registry.governance import AuditLog
     log = AuditLog()

@@ -28,6 +28,7 @@ def _cmd_monitor_history(a)->int:
     with pd.option_context("display.width", 200): print(h[cols].to_string(index=False) if len(h) else "(no windows)")
     return 0
 
+# %% ../../nbs/commands/94_monitor.ipynb #dcf3c718
 def register(sub):
     "Add `mlcore monitor run|history`"
     p = sub.add_parser("monitor", help="model monitoring: run the monitor job with a decision exit code, show history")

@@ -49,6 +49,7 @@ def _duplicate_key(node, path:str="")->tuple|None:
             if d := _duplicate_key(v, f"{path}[{i}]"): return d
     return None
 
+# %% ../../nbs/core/00_config.ipynb #c8e9d292
 def read_yaml(path:str|Path # YAML file holding a mapping
              )->dict:
     "Read a YAML mapping; malformed YAML and non-mappings raise `ConfigError` naming the file"
@@ -79,6 +80,7 @@ def _type_name(tp)->str:
     if isinstance(tp, type): return tp.__name__
     return str(tp).replace("typing.", "")
 
+# %% ../../nbs/core/00_config.ipynb #95dd2a00
 def check_type(value, tp, source:str, key:str):
     "Return `value` if it matches annotation `tp` (int widened to float), else raise `ConfigError`"
     if isinstance(tp, str): tp = _parse_type(tp)
@@ -134,6 +136,7 @@ def refuse_secrets(data:dict, source:str, prefix:str=""):
                                   "from the environment (e.g. PGPASSWORD) or a secrets store")
         if isinstance(v, dict): refuse_secrets(v, source, f"{key}.")
 
+# %% ../../nbs/core/00_config.ipynb #227ed5a8
 def from_dict(cls, data, source:str, prefix:str=""):
     "Build dataclass `cls` from mapping `data`, validating keys and types"
     if not isinstance(data, dict): raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {type(data).__name__}")
@@ -242,6 +245,7 @@ def _env_value(var:str, text:str, tp):
     try: return int(text)
     except ValueError: raise ConfigError("environment", var, f"expected an integer, got {text!r}") from None
 
+# %% ../../nbs/core/00_config.ipynb #78f18bd4
 def load_settings(root:str|Path|None=None, # project root (default: `project_root()`)
                   path:str|Path|None=None, # settings file (default: params/settings.yaml)
                   env:dict|None=None       # environment (default: os.environ)

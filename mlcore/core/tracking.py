@@ -51,6 +51,7 @@ def configure_tracking(settings:Settings|None=None)->str:
         else: os.environ[k] = v
     return uri
 
+# %% ../../nbs/core/02_tracking.ipynb #22b26497
 def experiment_id(name:str, settings:Settings|None=None)->str:
     "Id of experiment `name` (one per use case), created with its artifact location if missing"
     configure_tracking(settings)

@@ -40,6 +40,7 @@ class Column:
     pattern: str|None = None       # regular expression the whole value must match
     description: str = ""
 
+# %% ../../nbs/data/11_contracts.ipynb #b1fc59f6
 @dataclass
 class Contract:
     "A dataset's contract: columns, keys and row rules"
@@ -80,6 +81,7 @@ def contract_from_dict(d:dict, source:str="contract")->Contract:
     return Contract(check_type(d.get("dataset", Path(str(source)).stem), str, source, "dataset"), cols, pk,
                     check_type(d.get("unique_rows", False), bool, source, "unique_rows"), rules)
 
+# %% ../../nbs/data/11_contracts.ipynb #c946d8e3
 def load_contract(path:str|Path # contract YAML
                  )->Contract:
     "Read and check a contract YAML"
@@ -89,6 +91,7 @@ def load_contract(path:str|Path # contract YAML
 _CMP = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 _ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
+# %% ../../nbs/data/11_contracts.ipynb #bc164258
 def compile_rule(expr:str,              # engine-neutral rule, e.g. "credit_amount <= 5000 * duration_in_month"
                  columns:list,          # the columns the rule may use
                  source:str="rule")->tuple:
@@ -150,6 +153,7 @@ def to_pandas(tree:tuple, df:pd.DataFrame):
     return {"+": lambda: l + r, "-": lambda: l - r, "*": lambda: l * r, "<": lambda: l < r, "<=": lambda: l <= r,
             ">": lambda: l > r, ">=": lambda: l >= r, "==": lambda: l == r, "!=": lambda: l != r}[op]()
 
+# %% ../../nbs/data/11_contracts.ipynb #ce82b5f2
 def to_spark(tree:tuple):
     "The same rule tree as a Spark `Column` (SQL three-valued logic)"
     from pyspark.sql import functions as F
@@ -199,6 +203,7 @@ def _as_numbers(s:pd.Series, kind:str)->tuple:
             ok = ok & (s.isna() | (np.isfinite(f) & (f == np.floor(f)) & (f.abs() < 2.0**63)).fillna(False))
     return num, ok.astype(bool)
 
+# %% ../../nbs/data/11_contracts.ipynb #cf13e29b
 def _check_columns(cols:list, contract:Contract):
     missing = [c for c in contract.columns if c not in cols]
     if not missing: return
@@ -301,6 +306,7 @@ def _broken_pandas(df:pd.DataFrame, contract:Contract)->dict:
         out[name] = (~ok).fillna(False).to_numpy(dtype=bool)
     return out
 
+# %% ../../nbs/data/11_contracts.ipynb #b6782e41
 def _validate_pandas(df:pd.DataFrame, contract:Contract)->Validation:
     broken = _broken_pandas(df, contract)
     names = list(broken)

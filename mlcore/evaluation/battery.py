@@ -254,6 +254,7 @@ def _characteristics(binning:dict)->dict:
                 for s in binning["binning"]}
     return binning.get("characteristics", binning)
 
+# %% ../../nbs/evaluation/50_battery.ipynb #fd9ad261
 def soundness(binning:dict|None # parsed model/binning.json, or None
              )->pd.DataFrame:
     "Per characteristic: WoE monotonicity (where required), IV and coefficient sign"
@@ -335,6 +336,7 @@ def _group_rates(y, rejected, g)->pd.DataFrame:
     for rate, den in _RATES.items(): t.loc[t[den] == 0, rate] = np.nan
     return t.astype({"n": int, "n_good": int, "n_bad": int})
 
+# %% ../../nbs/evaluation/50_battery.ipynb #a4455413
 def fairness_table(y, p, groups:dict, # attribute -> group label per obligor
                    cutoff:float,      # approve when PD < cutoff
                    min_group:int=20,  # groups whose denominator is smaller are reported but not used for gaps
@@ -414,7 +416,70 @@ def evaluate_sample_gates(values:dict, # sample ('test', 'oot') -> {metric: valu
     return {"findings": f, "overall": max(lights, key=LIGHTS.index) if lights else "grey", "passed": blocked.empty,
             "blocking_failures": blocked.gate.tolist(), "samples": list(values)}
 
-# %% ../../nbs/evaluation/50_battery.ipynb #3eeae7f6
+# %% ../../nbs/evaluation/50_battery.ipynb #dca632b2
+def _discrimination(y, p, config:dict, alpha:float)->tuple:
+    "(values, tables): AUC with its analytic and bootstrap intervals, Gini, KS, the decline against the initial AUC, ROC and CAP"
+    d = auc_ci(y, p, alpha)
+    v = {"auc": d["auc"], "auc_lo": d["auc_lo"], "auc_hi": d["auc_hi"], "gini": d["gini"], "gini_lo": d["gini_lo"],
+         "gini_hi": d["gini_hi"], "auc_se": d["auc_se"], "ks": ks(y, p), "n": len(y), "default_rate": y.mean()}
+    bt = bootstrap_auc_ci(y, p, config.get("n_boot", 500), alpha, config.get("seed", 0))
+    v |= {"auc_boot_lo": bt["auc_lo"], "auc_boot_hi": bt["auc_hi"]}
+    init = config.get("auc_initial")
+    dec = auc_decline_test(d["auc"], d["auc_se"], init) if init is not None else None
+    v["auc_decline_p"] = dec["p_value"] if dec else None
+    return v, {"roc": roc_data(y, p), "cap": cap_data(y, p), "auc_decline": dec}
+
+def _segments(y, p, current:pd.DataFrame, seg:str, alpha:float)->pd.DataFrame:
+    "AUC and Gini per segment (only where a segment has both outcomes)"
+    rows = []
+    for s, idx in current.groupby(seg).indices.items():
+        ys, ps = y[idx], p[idx]
+        both = 0 < ys.sum() < len(ys)
+        rows.append({"segment": s, "n": len(idx), "defaults": int(ys.sum()),
+                     **({k: auc_ci(ys, ps, alpha)[k] for k in ("auc", "auc_lo", "auc_hi", "gini")} if both else {})})
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/evaluation/50_battery.ipynb #7082d320
+def _calibration_family(y, p, grades, config:dict)->tuple:
+    "(values, tables): Jeffreys and binomial tests (one- and two-sided) for the portfolio and per grade, Brier, Hosmer-Lemeshow, HHI"
+    cal = calibration_table(y, p, grades, config.get("grade_order"))
+    grade_rows, port = cal[cal.grade != "portfolio"], cal[cal.grade == "portfolio"].iloc[0]
+    v = {"jeffreys_p_portfolio": port.jeffreys_p, "binomial_p_portfolio": port.binomial_p,
+         "jeffreys_p_portfolio_two_sided": port.jeffreys_p_two_sided, "calibration_ratio": port.calibration_ratio,
+         "binomial_p_portfolio_two_sided": port.binomial_p_two_sided,
+         "jeffreys_p_min_grade_two_sided": float(grade_rows.jeffreys_p_two_sided.min()),
+         "jeffreys_p_min_grade": float(grade_rows.jeffreys_p.min()), "binomial_p_min_grade": float(grade_rows.binomial_p.min()),
+         "brier": brier(y, p)}
+    t = {"calibration": cal}
+    try: hl = hosmer_lemeshow(y, p, config.get("hl_groups", 10)); v["hosmer_lemeshow_p"] = hl["p_value"]; t["hosmer_lemeshow"] = hl
+    except ValueError as e: v["hosmer_lemeshow_p"] = None; t["hosmer_lemeshow"] = {"note": str(e)}
+    h = herfindahl(grades); v["herfindahl"] = h["hhi"]; t["herfindahl"] = h
+    return v, t
+
+# %% ../../nbs/evaluation/50_battery.ipynb #c6df4535
+def _stability_family(development, current, characteristics:list, reference, config:dict, score_column:str)->tuple:
+    "(values, tables): PSI of the score and the largest CSI of the characteristics"
+    st = stability_table(development, current, [score_column, *characteristics], reference, config.get("psi_bins", 10))
+    return ({"score_psi": float(st.loc[st.column == score_column, "psi"].iloc[0]),
+             "csi_max": float(st.loc[st.column != score_column, "psi"].max()) if characteristics else None}, {"stability": st})
+
+def _model_family(binning, current, characteristics:list, config:dict)->tuple:
+    "(values, tables): binning soundness and IV (when the model is binned), correlations between characteristics"
+    snd = soundness(binning)
+    appl = binning is not None and len(snd)
+    corr = correlations(current, characteristics, config.get("correlation_limit", 0.5))
+    v = {"soundness_failures": int((snd.status == "fail").sum()) if appl else None,
+         "iv_min": float(snd.iv.dropna().min()) if appl and snd.iv.notna().any() else None,
+         "max_abs_correlation": float(corr.rho.abs().max()) if len(corr) else None}
+    return v, {"soundness": snd, "correlations": corr}
+
+def _fairness_family(y, p, protected:dict, config:dict, alpha:float)->tuple:
+    "(values, tables): the largest gap of each rate across the groups of each protected attribute"
+    per, gaps = fairness_table(y, p, protected, config.get("approval_cutoff", 0.5), config.get("min_group", 20), alpha)
+    v = {f"{rate}_gap_max": float(gaps.loc[gaps.rate == rate, "gap"].max()) if (gaps.rate == rate).any() else None for rate in _RATES}
+    return v, {"fairness_groups": per, "fairness_gaps": gaps}
+
+# %% ../../nbs/evaluation/50_battery.ipynb #12fb71f6
 def run_battery(y, p, grades,                 # outcomes, PDs and grades of the validation sample
                 development:pd.DataFrame,     # development sample with PDs in column `score_column` (bins for PSI/CSI)
                 current:pd.DataFrame,         # validation sample with the same columns
@@ -427,53 +492,13 @@ def run_battery(y, p, grades,                 # outcomes, PDs and grades of the 
     "Every test family on one sample: values for the gates and tables for the report"
     y, p = _check(y, p)
     alpha = config.get("alpha", 0.05)
-    v, t = {}, {}
-    d = auc_ci(y, p, alpha); v |= {"auc": d["auc"], "auc_lo": d["auc_lo"], "auc_hi": d["auc_hi"], "gini": d["gini"],
-                                   "gini_lo": d["gini_lo"], "gini_hi": d["gini_hi"], "auc_se": d["auc_se"], "ks": ks(y, p),
-                                   "n": len(y), "default_rate": y.mean()}
-    bt = bootstrap_auc_ci(y, p, config.get("n_boot", 500), alpha, config.get("seed", 0))
-    v |= {"auc_boot_lo": bt["auc_lo"], "auc_boot_hi": bt["auc_hi"]}
-    init = config.get("auc_initial")
-    dec = auc_decline_test(d["auc"], d["auc_se"], init) if init is not None else None
-    v["auc_decline_p"] = dec["p_value"] if dec else None
-    t["roc"], t["cap"] = roc_data(y, p), cap_data(y, p)
-    if seg := config.get("segment_column"):
-        rows = []
-        for s, idx in current.groupby(seg).indices.items():
-            ys, ps = y[idx], p[idx]
-            rows.append({"segment": s, "n": len(idx), "defaults": int(ys.sum()),
-                         **({k: auc_ci(ys, ps, alpha)[k] for k in ("auc", "auc_lo", "auc_hi", "gini")} if 0 < ys.sum() < len(ys) else {})})
-        t["segments"] = pd.DataFrame(rows)
-    cal = calibration_table(y, p, grades, config.get("grade_order"))
-    t["calibration"] = cal
-    grade_rows = cal[cal.grade != "portfolio"]
-    port = cal[cal.grade == "portfolio"].iloc[0]
-    v |= {"jeffreys_p_portfolio": port.jeffreys_p, "binomial_p_portfolio": port.binomial_p,
-          "jeffreys_p_portfolio_two_sided": port.jeffreys_p_two_sided, "calibration_ratio": port.calibration_ratio,
-          "binomial_p_portfolio_two_sided": port.binomial_p_two_sided,
-          "jeffreys_p_min_grade_two_sided": float(grade_rows.jeffreys_p_two_sided.min()),
-          "jeffreys_p_min_grade": float(grade_rows.jeffreys_p.min()), "binomial_p_min_grade": float(grade_rows.binomial_p.min()),
-          "brier": brier(y, p)}
-    try: hl = hosmer_lemeshow(y, p, config.get("hl_groups", 10)); v["hosmer_lemeshow_p"] = hl["p_value"]; t["hosmer_lemeshow"] = hl
-    except ValueError as e: v["hosmer_lemeshow_p"] = None; t["hosmer_lemeshow"] = {"note": str(e)}
-    h = herfindahl(grades); v["herfindahl"] = h["hhi"]; t["herfindahl"] = h
-    cols = [score_column, *characteristics]
-    st = stability_table(development, current, cols, reference, config.get("psi_bins", 10))
-    t["stability"] = st
-    v["score_psi"] = float(st.loc[st.column == score_column, "psi"].iloc[0])
-    v["csi_max"] = float(st.loc[st.column != score_column, "psi"].max()) if characteristics else None
-    snd = soundness(binning)
-    t["soundness"] = snd
-    appl = binning is not None and len(snd)
-    v["soundness_failures"] = int((snd.status == "fail").sum()) if appl else None
-    v["iv_min"] = float(snd.iv.dropna().min()) if appl and snd.iv.notna().any() else None
-    corr = correlations(current, characteristics, config.get("correlation_limit", 0.5))
-    t["correlations"] = corr
-    v["max_abs_correlation"] = float(corr.rho.abs().max()) if len(corr) else None
-    per, gaps = fairness_table(y, p, protected, config.get("approval_cutoff", 0.5), config.get("min_group", 20), alpha)
-    t["fairness_groups"], t["fairness_gaps"] = per, gaps
-    for rate in _RATES: v[f"{rate}_gap_max"] = float(gaps.loc[gaps.rate == rate, "gap"].max()) if (gaps.rate == rate).any() else None
-    t["auc_decline"] = dec
+    v, t = _discrimination(y, p, config, alpha)
+    if seg := config.get("segment_column"): t["segments"] = _segments(y, p, current, seg, alpha)
+    for fv, ft in (_calibration_family(y, p, grades, config),
+                   _stability_family(development, current, characteristics, reference, config, score_column),
+                   _model_family(binning, current, characteristics, config),
+                   _fairness_family(y, p, protected, config, alpha)):
+        v |= fv; t |= ft
     return {"values": {k: (None if x is None else float(x)) for k, x in v.items()}, "tables": t}
 
 # %% ../../nbs/evaluation/50_battery.ipynb #af2514d0
@@ -498,6 +523,7 @@ def _check_rule(path, name:str, r:dict)->None:
     if not band and ((g < a) if better == "higher" else (g > a)):
         raise ConfigError(path, f"thresholds.{name}", f"green limit {g} must be {'at least' if better == 'higher' else 'at most'} the amber limit {a}")
 
+# %% ../../nbs/evaluation/50_battery.ipynb #a9c1d5f0
 def load_validation_config(path)->dict:
     "Battery settings, master scale and threshold rules from a YAML file, validated"
     d = read_yaml(path)

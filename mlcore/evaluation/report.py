@@ -26,6 +26,7 @@ def _fig(label:str, size=(5, 3.6)):
     fig, ax = plt.subplots(figsize=size); fig.set_label(label)
     return fig, ax
 
+# %% ../../nbs/evaluation/51_report.ipynb #7177752c
 def roc_cap_plots(tables:dict, values:dict, # test sample: battery tables and values
                   oot:dict|None=None         # out-of-time battery result, drawn on the same axes
                  )->list:
@@ -52,6 +53,7 @@ def calibration_plot(cal:pd.DataFrame, sample:str="test")->str:
     ax.set_xticks(x, g.grade); ax.set(ylabel="rate", title=f"Calibration per grade ({sample} sample)"); ax.legend()
     return _png(fig)
 
+# %% ../../nbs/evaluation/51_report.ipynb #6951803b
 def bar_plot(labels, values, title:str, ylabel:str)->str:
     "A labelled bar chart (e.g. PSI/CSI per characteristic)"
     fig, ax = _fig(title, (6, 3.6))
@@ -132,6 +134,95 @@ def _migration_html(m:dict|None)->list:
             "<h4>Rates (rows sum to 1)</h4>", table_html(m["rates"].rename_axis("from \\ to").reset_index()),
             table_html(pd.DataFrame([{"measure": k, "value": float(v)} for k, v in s.items()]))]
 
+# %% ../../nbs/evaluation/51_report.ipynb #a06aab4b
+_NO_OOT = "<p><strong>Out-of-time: not applicable</strong> (no out-of-time sample).</p>"
+
+def _summary_section(v:dict, gates:dict, lineage:dict, oot:dict|None, oot_note:str|None, title:str)->list:
+    "Head, overall light and gate, sample, blocking rules, test and out-of-time side by side, findings"
+    e, f = html.escape, gates["findings"]
+    fails = ", ".join(gates["blocking_failures"]) or "none"
+    note = oot_note or ("out-of-time sample validated" if oot else "no out-of-time sample was given to the validation")
+    block = sorted({r for r, b in zip(f.rule, f.blocking) if b})
+    cols = [c for c in ["rule", "sample", "family", "value", "light", "blocking", "description"] if c in f]
+    return [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{e(title)}</h1>",
+            f"<h2 id='summary'>Summary</h2><p>Overall: {badge(gates['overall'])} &nbsp; Gate: <strong>{'PASSED' if gates['passed'] else 'FAILED'}</strong>"
+            f" &nbsp; Blocking failures: {e(fails)}</p>",
+            f"<p>Sample: {e(str(lineage.get('sample', '')))}. Validated by {e(str(lineage.get('validated_by', '?')))} at {e(str(lineage.get('validated_at', '?')))}.</p>",
+            f"<p id='out-of-time'><strong>{e(note[0].upper() + note[1:])}.</strong></p>",
+            f"<p>Blocking rules (a red light on any sample they apply to stops the version from becoming challenger): {e(', '.join(block) or 'none')}.</p>",
+            "<h3>Test and out-of-time samples side by side</h3>", table_html(side_by_side(v, oot["values"] if oot else None, gates)),
+            "<h3>Findings</h3>", table_html(f[cols])]
+
+# %% ../../nbs/evaluation/51_report.ipynb #e0156178
+def _discrimination_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
+    "AUC, Gini and KS with intervals on both samples, ROC and CAP, the AUC decline test, per-segment results"
+    v, t = result["values"], result["tables"]
+    measures = ("auc", "auc_lo", "auc_hi", "auc_boot_lo", "auc_boot_hi", "gini", "gini_lo", "gini_hi", "ks", "auc_decline_p")
+    p = ["<h2 id='discrimination'>Discrimination</h2>", _findings(f, "discrimination"),
+         table_html(pd.DataFrame([{"measure": k, "test": v.get(k), "out-of-time": (oot["values"].get(k) if oot else None)} for k in measures])),
+         *roc_cap_plots(t, v, oot)]
+    for name, r in [("test", result), ("out-of-time", oot)]:
+        if r and r["tables"].get("auc_decline"):
+            d = r["tables"]["auc_decline"]
+            p.append(f"<p>AUC decline test (ECB), {name} sample: initial {d['auc_initial']:.4f}, now {d['auc_now']:.4f}, "
+                     f"statistic {d['statistic']:.3f}, p-value {d['p_value']:.4f}.</p>")
+    if "segments" in t:
+        p += ["<h3>Per segment: test sample</h3>", table_html(t["segments"]), "<h3>Per segment: out-of-time sample</h3>",
+              table_html(oot["tables"].get("segments")) if oot else _NO_OOT]
+    return p
+
+def _calibration_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
+    "Per grade tables and plots, Hosmer-Lemeshow and Brier score, for each sample"
+    p = ["<h2 id='calibration'>Calibration</h2>", _findings(f, "calibration")]
+    for name, r in [("test", result), ("out-of-time", oot)]:
+        if r is None: p.append(_NO_OOT); continue
+        hl, rv = r["tables"].get("hosmer_lemeshow", {}), r["values"]
+        hl_text = (f"<p>Hosmer-Lemeshow: statistic {hl['statistic']:.3f} on {hl['df']} degrees of freedom, p-value {hl['p_value']:.4f}. "
+                   if "statistic" in hl else f"<p>Hosmer-Lemeshow: {html.escape(hl.get('note', 'not computed'))}. ")
+        p += [f"<h3>Per grade: {name} sample</h3>", table_html(r["tables"]["calibration"]), calibration_plot(r["tables"]["calibration"], name),
+              hl_text + f"Brier score: {rv['brier']:.4f}.</p>"]
+    return p
+
+# %% ../../nbs/evaluation/51_report.ipynb #6e26268c
+def _stability_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
+    "PSI and CSI against development, grade concentration, grade migration"
+    p = ["<h2 id='stability'>Stability and representativeness</h2>", _findings(f, "stability")]
+    for name, r in [("test", result), ("out-of-time", oot)]:
+        if r is None: p.append(_NO_OOT); continue
+        st = r["tables"]["stability"]
+        p += [f"<h3>PSI and CSI: development vs {name}</h3>", table_html(st),
+              bar_plot(st.column, st.psi, f"PSI of the score and CSI per characteristic (development vs {name})", "PSI"),
+              f"<p>Herfindahl index of the grade distribution ({name}): {r['values']['herfindahl']:.4f} over {r['tables']['herfindahl']['grades']} grades.</p>"]
+    return p + ["<h3>Grade migration</h3>", *_migration_html(result["tables"].get("migration"))]
+
+def _soundness_section(t:dict, f:pd.DataFrame)->list:
+    return ["<h2 id='soundness'>Conceptual soundness</h2>", _findings(f, "soundness"), table_html(t["soundness"]),
+            "<h3>Correlated characteristics</h3>", table_html(t["correlations"].head(15))]
+
+_FAIRNESS_TEXT = ("<p>Protected attributes are never model inputs. Per group: each rate with a Wilson 95% interval (rates from fairlearn's MetricFrame). "
+                  "Gaps: the largest difference of a rate between two groups of an attribute, with a Newcombe 95% interval; groups too small for a gap "
+                  "(see the battery's <code>min_group</code>) are listed but not compared. False rejection rate: good applicants rejected (FPR); "
+                  "false approval rate: defaulters approved (FNR).</p>")
+
+# %% ../../nbs/evaluation/51_report.ipynb #579be4da
+def _fairness_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
+    "Gaps between the groups of each protected attribute and the rates per group, for each sample"
+    p = ["<h2 id='fairness'>Fairness</h2>", _findings(f, "fairness"), _FAIRNESS_TEXT]
+    for name, r in [("test", result), ("out-of-time", oot)]:
+        if r is None: p.append(_NO_OOT); continue
+        gaps = r["tables"]["fairness_gaps"]
+        p += [f"<h3>Gaps: {name} sample</h3>", table_html(gaps), f"<h3>Per group: {name} sample</h3>", _groups_html(r["tables"]["fairness_groups"])]
+        if len(gaps): p.append(bar_plot(gaps.attribute + " / " + gaps.rate, gaps.gap, f"Largest gap between groups ({name})", "gap"))
+    return p
+
+def _lineage_section(lineage:dict, manifest:dict, f:pd.DataFrame)->list:
+    rows = [{"item": k, "value": json.dumps(x, default=str) if isinstance(x, (dict, list)) else str(x)} for k, x in lineage.items()]
+    return ["<h2 id='lineage'>Data lineage</h2>", _findings(f, "lineage"), table_html(pd.DataFrame(rows)),
+            "<h2 id='manifest'>Reproducibility manifest</h2>",
+            f"<pre>{html.escape(json.dumps(manifest, indent=2, default=str, sort_keys=True))}</pre>", "</body></html>"]
+
+# %% ../../nbs/evaluation/51_report.ipynb #37c6113d
 def validation_report(result:dict,  # from `run_battery` on the test sample
                       gates:dict,   # from `evaluate_gates` or `evaluate_sample_gates`
                       lineage:dict, # model, version, runs, fingerprints, commits, params
@@ -140,63 +231,9 @@ def validation_report(result:dict,  # from `run_battery` on the test sample
                       oot_note:str|None=None   # what the out-of-time sample is, or why there is none
                      )->str:
     "Self-contained HTML validation report"
-    v, t, f = result["values"], result["tables"], gates["findings"]
-    e = html.escape
+    f = gates["findings"]
     title = f"Validation report: {lineage.get('model', '?')} version {lineage.get('version', '?')}"
-    fails = ", ".join(gates["blocking_failures"]) or "none"
-    note = oot_note or ("out-of-time sample validated" if oot else "no out-of-time sample was given to the validation")
-    none = "<p><strong>Out-of-time: not applicable</strong> (no out-of-time sample).</p>"
-    block = sorted({r for r, b in zip(f.rule, f.blocking) if b})
-    cols = [c for c in ["rule", "sample", "family", "value", "light", "blocking", "description"] if c in f]
-    p = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head><body>",
-         f"<h1>{e(title)}</h1>",
-         f"<h2 id='summary'>Summary</h2><p>Overall: {badge(gates['overall'])} &nbsp; Gate: <strong>{'PASSED' if gates['passed'] else 'FAILED'}</strong>"
-         f" &nbsp; Blocking failures: {e(fails)}</p>",
-         f"<p>Sample: {e(str(lineage.get('sample', '')))}. Validated by {e(str(lineage.get('validated_by', '?')))} at {e(str(lineage.get('validated_at', '?')))}.</p>",
-         f"<p id='out-of-time'><strong>{e(note[0].upper() + note[1:])}.</strong></p>",
-         f"<p>Blocking rules (a red light on any sample they apply to stops the version from becoming challenger): {e(', '.join(block) or 'none')}.</p>",
-         "<h3>Test and out-of-time samples side by side</h3>", table_html(side_by_side(v, oot["values"] if oot else None, gates)),
-         "<h3>Findings</h3>", table_html(f[cols])]
-    p += ["<h2 id='discrimination'>Discrimination</h2>", _findings(f, "discrimination"),
-          table_html(pd.DataFrame([{"measure": k, "test": v.get(k), "out-of-time": (oot["values"].get(k) if oot else None)}
-                                   for k in ("auc", "auc_lo", "auc_hi", "auc_boot_lo", "auc_boot_hi", "gini", "gini_lo", "gini_hi", "ks", "auc_decline_p")])),
-          *roc_cap_plots(t, v, oot)]
-    for name, r in [("test", result), ("out-of-time", oot)]:
-        if r and r["tables"].get("auc_decline"):
-            d = r["tables"]["auc_decline"]
-            p.append(f"<p>AUC decline test (ECB), {name} sample: initial {d['auc_initial']:.4f}, now {d['auc_now']:.4f}, statistic {d['statistic']:.3f}, p-value {d['p_value']:.4f}.</p>")
-    if "segments" in t:
-        p += ["<h3>Per segment: test sample</h3>", table_html(t["segments"]), "<h3>Per segment: out-of-time sample</h3>",
-              table_html(oot["tables"].get("segments")) if oot else none]
-    p.append("<h2 id='calibration'>Calibration</h2>"); p.append(_findings(f, "calibration"))
-    for name, r in [("test", result), ("out-of-time", oot)]:
-        if r is None: p.append(none); continue
-        hl, rv = r["tables"].get("hosmer_lemeshow", {}), r["values"]
-        p += [f"<h3>Per grade: {name} sample</h3>", table_html(r["tables"]["calibration"]), calibration_plot(r["tables"]["calibration"], name),
-              (f"<p>Hosmer-Lemeshow: statistic {hl['statistic']:.3f} on {hl['df']} degrees of freedom, p-value {hl['p_value']:.4f}. " if "statistic" in hl
-               else f"<p>Hosmer-Lemeshow: {e(hl.get('note', 'not computed'))}. ") + f"Brier score: {rv['brier']:.4f}.</p>"]
-    p += ["<h2 id='stability'>Stability and representativeness</h2>", _findings(f, "stability")]
-    for name, r in [("test", result), ("out-of-time", oot)]:
-        if r is None: p.append(none); continue
-        st = r["tables"]["stability"]
-        p += [f"<h3>PSI and CSI: development vs {name}</h3>", table_html(st),
-              bar_plot(st.column, st.psi, f"PSI of the score and CSI per characteristic (development vs {name})", "PSI"),
-              f"<p>Herfindahl index of the grade distribution ({name}): {r['values']['herfindahl']:.4f} over {r['tables']['herfindahl']['grades']} grades.</p>"]
-    p += ["<h3>Grade migration</h3>", *_migration_html(t.get("migration"))]
-    p += ["<h2 id='soundness'>Conceptual soundness</h2>", _findings(f, "soundness"), table_html(t["soundness"]),
-          "<h3>Correlated characteristics</h3>", table_html(t["correlations"].head(15))]
-    p += ["<h2 id='fairness'>Fairness</h2>", _findings(f, "fairness"),
-          "<p>Protected attributes are never model inputs. Per group: each rate with a Wilson 95% interval (rates from fairlearn's MetricFrame). "
-          "Gaps: the largest difference of a rate between two groups of an attribute, with a Newcombe 95% interval; groups too small for a gap "
-          "(see the battery's <code>min_group</code>) are listed but not compared. False rejection rate: good applicants rejected (FPR); "
-          "false approval rate: defaulters approved (FNR).</p>"]
-    for name, r in [("test", result), ("out-of-time", oot)]:
-        if r is None: p.append(none); continue
-        gaps = r["tables"]["fairness_gaps"]
-        p += [f"<h3>Gaps: {name} sample</h3>", table_html(gaps), f"<h3>Per group: {name} sample</h3>", _groups_html(r["tables"]["fairness_groups"])]
-        if len(gaps): p.append(bar_plot(gaps.attribute + " / " + gaps.rate, gaps.gap, f"Largest gap between groups ({name})", "gap"))
-    p += ["<h2 id='lineage'>Data lineage</h2>", _findings(f, "lineage"),
-          table_html(pd.DataFrame([{"item": k, "value": json.dumps(x, default=str) if isinstance(x, (dict, list)) else str(x)} for k, x in lineage.items()])),
-          "<h2 id='manifest'>Reproducibility manifest</h2>", f"<pre>{e(json.dumps(manifest, indent=2, default=str, sort_keys=True))}</pre>",
-          "</body></html>"]
-    return "\n".join(p)
+    return "\n".join([*_summary_section(result["values"], gates, lineage, oot, oot_note, title),
+                      *_discrimination_section(result, oot, f), *_calibration_section(result, oot, f),
+                      *_stability_section(result, oot, f), *_soundness_section(result["tables"], f),
+                      *_fairness_section(result, oot, f), *_lineage_section(lineage, manifest, f)])

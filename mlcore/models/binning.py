@@ -108,6 +108,7 @@ def _fit_numeric(name, x, y, trend, min_count, max_prebins, special, min_prebin)
         if best is None or spec["iv"] > best["iv"] + 1e-12: best = spec
     return best
 
+# %% ../../nbs/models/40_binning.ipynb #dc61f426
 def _fit_categorical(name, x, y, min_count, max_prebins, min_prebin):
     s = x.astype(object).where(x.notna(), None)
     ok = s.notna().to_numpy()

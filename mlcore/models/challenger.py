@@ -26,6 +26,7 @@ def monotonic_constraints(binning:list # fitted binning specs, in input order
 SEARCH_SPACE = {"learning_rate": [0.03, 0.05, 0.1, 0.2], "max_leaf_nodes": [4, 8, 15, 31], "max_iter": [50, 100, 200],
                 "min_samples_leaf": [10, 20, 50, 100], "l2_regularization": [0.0, 0.1, 1.0, 10.0]}
 
+# %% ../../nbs/models/43_challenger.ipynb #b7fa380d
 class ChallengerModel(ClassifierMixin, BaseEstimator):
     "WoE binning + monotone HistGradientBoosting tuned by randomised search"
     def __init__(self, monotonic_trend="auto", min_bin_size=0.05, max_prebins=20, special_values=(), categorical=None,

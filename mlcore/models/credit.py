@@ -81,6 +81,7 @@ def _check_inputs(self:CreditModel, columns):
     if missing := [c for c in self.state["characteristics"] if c not in columns]:
         raise KeyError(f"input lacks model characteristic(s) {missing}")
 
+# %% ../../nbs/models/46_credit.ipynb #7ef26642
 @patch
 def _bins(self:CreditModel, data)->np.ndarray:
     "Bin of every model characteristic (rows × characteristics, model order) of a pandas frame or a pyarrow RecordBatch/Table"
@@ -108,6 +109,7 @@ def _logit_woe(self:CreditModel, W:np.ndarray)->np.ndarray:
     cal = self.state["calibration"]
     return cal["intercept"] + cal["slope"]*self.challenger.decision_function(W)
 
+# %% ../../nbs/models/46_credit.ipynb #e4e46a6a
 @patch
 def _points_of_logit(self:CreditModel, z):
     factor, offset = scaling(**self.state["scale"])
@@ -133,6 +135,7 @@ def _contributions_woe(self:CreditModel, W:np.ndarray)->tuple:
     cal = self.state["calibration"]
     return -factor*cal["slope"]*phi, float(self._points_of_logit(cal["intercept"] + cal["slope"]*base))
 
+# %% ../../nbs/models/46_credit.ipynb #05053c1b
 @patch
 def _points_lost(self:CreditModel, B:np.ndarray, W:np.ndarray)->np.ndarray:
     "Points lost per characteristic against the best applicant (bins `B`, WoE `W`): points table (scorecard) or SHAP (challenger)"
@@ -161,6 +164,7 @@ def contributions(self:CreditModel, df:pd.DataFrame)->pd.DataFrame:
     with _one_thread(self): c, base = self._contributions_woe(self._woe_matrix(df))
     return pd.DataFrame(c, columns=self.state["characteristics"], index=df.index).assign(reference_score=base)
 
+# %% ../../nbs/models/46_credit.ipynb #390a8903
 @patch
 def reasons(self:CreditModel, df:pd.DataFrame)->np.ndarray:
     "Characteristic of each of the top-k reasons per row (None where fewer)"
@@ -201,6 +205,7 @@ def score_arrow(self:CreditModel, batch,        # pyarrow RecordBatch or Table w
     names = [*keep, "pd", "score", "grade", *[f"reason_{i+1}" for i in range(r.shape[1])]]
     return type(batch).from_arrays([*(batch.column(c) for c in keep), *cols], names=names)
 
+# %% ../../nbs/models/46_credit.ipynb #064dbf4f
 @patch
 def spark_score(self:CreditModel, sdf,             # Spark DataFrame with the model characteristics
                  keep:list=()           # columns passed through (keys such as loan_id)
@@ -260,6 +265,7 @@ def _requirements(model_type:str="scorecard")->list:
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", *extra)] + \
            [f"mlcore=={version('mlcore')}"]
 
+# %% ../../nbs/models/46_credit.ipynb #26cc9c9b
 def log_credit_model(cm:CreditModel,
                      X_schema:pd.DataFrame,            # input columns and types (only these are used: no row is logged)
                      registered_model_name:str|None=None,

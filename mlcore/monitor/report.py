@@ -40,6 +40,7 @@ def distribution_chart(name:str, dist:dict, level:str="green")->str:
     ax.set_title(name, fontsize=9); ax.set_ylabel("share", fontsize=8); ax.legend(fontsize=7)
     return _png(fig)
 
+# %% ../../nbs/monitor/66_report.ipynb #57502fc8
 def trend_chart(history:pd.DataFrame, columns:list, title:str, bands:tuple|None=None)->str:
     "Line chart of history columns over windows (with amber/red bands), as a data URI"
     import matplotlib; matplotlib.use("Agg")
@@ -104,26 +105,36 @@ def _backtest_section(bt:dict, rules:dict)->list:
             *(["<p>PD versus observed default rate per grade (two-sided Jeffreys test):</p>", _table(pd.DataFrame(bt["grades"]))]
               if "grades" in bt else [])]
 
-def render_report(result:dict,                  # from `monitor_window`
-                  history:pd.DataFrame|None=None, # from `load_history` (trend charts)
-                  title:str="Model monitoring"
-                 )->str:
-    "The monitoring report of one window as a self-contained HTML page"
+# %% ../../nbs/monitor/66_report.ipynb #1ba0db0d
+def _summary_parts(result:dict, t:pd.DataFrame, title:str)->list:
+    "Heading, the decision and its reasons, the count of lights, and the stability table"
     dec, m, r = result["decision"], result.get("model") or {}, result["rules"]
-    t = pd.DataFrame(result["stability"])
-    parts = [f"<h1>{html.escape(title)}: window {html.escape(str(result['window']))}</h1>",
-             f"<p>Model {html.escape(str(m.get('name', '?')))} version {html.escape(str(m.get('version', '?')))}"
-             f" &middot; {result['n_current']:,} rows in the window</p>",
-             f'<h2>Summary</h2><p><span id="decision" class="light" data-action="{dec["action"]}" '
-             f'style="background:{COLOURS[dec["action"]]}">{dec["action"].upper()}</span></p>',
-             "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in dec["reasons"]) + "</ul>" if dec["reasons"] else "<p>No rule fired.</p>",
-             "<p>" + " ".join(f'<span class="light" style="background:{COLOURS[l]}">{l}: {int((t.level == l).sum())}</span>'
-                              for l in ("green", "amber", "red")) + "</p>",
-             f"<h2>Stability (PSI of the score, CSI per characteristic)</h2><p>Levels: green &lt; {r['amber']}, amber "
-             f"{r['amber']}&ndash;{r['red']}, red &gt; {r['red']}, when the chi-square p-value is below {r['alpha']}.</p>",
-             _table(t[["column", "role", "psi", "level", "p_value", "missing_reference", "missing_current",
-                       "out_of_range_current", "issue"]], "level")]
-    dist = result["distributions"]
+    return [f"<h1>{html.escape(title)}: window {html.escape(str(result['window']))}</h1>",
+            f"<p>Model {html.escape(str(m.get('name', '?')))} version {html.escape(str(m.get('version', '?')))}"
+            f" &middot; {result['n_current']:,} rows in the window</p>",
+            f'<h2>Summary</h2><p><span id="decision" class="light" data-action="{dec["action"]}" '
+            f'style="background:{COLOURS[dec["action"]]}">{dec["action"].upper()}</span></p>',
+            "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in dec["reasons"]) + "</ul>" if dec["reasons"] else "<p>No rule fired.</p>",
+            "<p>" + " ".join(f'<span class="light" style="background:{COLOURS[l]}">{l}: {int((t.level == l).sum())}</span>'
+                             for l in ("green", "amber", "red")) + "</p>",
+            f"<h2>Stability (PSI of the score, CSI per characteristic)</h2><p>Levels: green &lt; {r['amber']}, amber "
+            f"{r['amber']}&ndash;{r['red']}, red &gt; {r['red']}, when the chi-square p-value is below {r['alpha']}.</p>",
+            _table(t[["column", "role", "psi", "level", "p_value", "missing_reference", "missing_current",
+                      "out_of_range_current", "issue"]], "level")]
+
+def _trend_parts(history:pd.DataFrame|None, r:dict)->list:
+    "PSI/CSI and Gini over the windows so far, when there are at least two"
+    if history is None or len(history) <= 1: return []
+    h = history.sort_values("window")
+    parts = ["<h2>Trends over windows</h2><div class=\"charts\">",
+             f'<img alt="psi trend" src="{trend_chart(h, ["score_psi", "max_csi", "grade_psi"], "PSI / CSI", (r["amber"], r["red"]))}">']
+    if "gini" in h: parts.append(f'<img alt="gini trend" src="{trend_chart(h, ["gini"], "Gini (matured windows)")}">')
+    return parts + ["</div>", _table(h[[c for c in ("window", "version", "action", "score_psi", "max_csi", "gini") if c in h]])]
+
+# %% ../../nbs/monitor/66_report.ipynb #32912ec0
+def _chart_parts(result:dict, t:pd.DataFrame)->list:
+    "Grade shift, backtest, CSI per characteristic, and the distributions of the score and of every flagged column"
+    dist, r, parts = result["distributions"], result["rules"], []
     if (g := t[t.role == "grade"]).shape[0]:
         gr = g.iloc[0]
         parts += [f"<h2>Grade distribution shift</h2><p>PSI {gr.psi:.4f} ({gr.level})</p>",
@@ -134,18 +145,20 @@ def render_report(result:dict,                  # from `monitor_window`
     # distributions of the score and of every column that is not green or has an issue (all numbers are in the table)
     shown = t[(t.role == "score") | ((t.role != "grade") & ((t.level != "green") | (t.issue != "")))]
     parts.append("<h2>Distributions: reference versus current</h2><p>The score and every flagged column.</p><div class=\"charts\">")
-    for x in shown.itertuples():
-        parts.append(f'<img alt="{html.escape(x.column)}" src="{distribution_chart(x.column, dist[x.column], x.level)}">')
-    parts.append("</div>")
-    if history is not None and len(history) > 1:
-        h = history.sort_values("window")
-        parts += ["<h2>Trends over windows</h2><div class=\"charts\">",
-                  f'<img alt="psi trend" src="{trend_chart(h, ["score_psi", "max_csi", "grade_psi"], "PSI / CSI", (r["amber"], r["red"]))}">']
-        if "gini" in h: parts.append(f'<img alt="gini trend" src="{trend_chart(h, ["gini"], "Gini (matured windows)")}">')
-        parts += ["</div>", _table(h[[c for c in ("window", "version", "action", "score_psi", "max_csi", "gini") if c in h]])]
+    parts += [f'<img alt="{html.escape(x.column)}" src="{distribution_chart(x.column, dist[x.column], x.level)}">' for x in shown.itertuples()]
+    return parts + ["</div>"]
+
+def render_report(result:dict,                  # from `monitor_window`
+                  history:pd.DataFrame|None=None, # from `load_history` (trend charts)
+                  title:str="Model monitoring"
+                 )->str:
+    "The monitoring report of one window as a self-contained HTML page"
+    t = pd.DataFrame(result["stability"])
+    parts = [*_summary_parts(result, t, title), *_chart_parts(result, t), *_trend_parts(history, result["rules"])]
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)} {html.escape(str(result['window']))}"
             f"</title><style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
 
+# %% ../../nbs/monitor/66_report.ipynb #47528fe6
 def write_report(result:dict, path:str|Path, history:pd.DataFrame|None=None, title:str="Model monitoring")->Path:
     "Write the report of one window to `path`; returns it"
     p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ DEFAULT_RULES = {
 LEVELS = ["green", "amber", "red"]
 EXIT_NOTHING, EXIT_WARN, EXIT_RETRAIN = (DECISION_CODES[a] for a in ("none", "warn", "retrain"))  # what the scheduler sees
 
+# %% ../../nbs/monitor/65_window.ipynb #f16f9b8e
 def merge_rules(rules:dict|None=None # overrides from params (nested dicts merge key by key)
                )->dict:
     "The default rules updated with `rules`; unknown keys are refused"
@@ -129,6 +130,7 @@ def backtest(df:pd.DataFrame,          # window with matured outcomes
 def _role(c:str, score:str, grade:str|None)->str:
     return "score" if c == score else "grade" if c == grade else "characteristic"
 
+# %% ../../nbs/monitor/65_window.ipynb #013639c1
 def monitor_window(current,                    # scored window: pandas or Spark DataFrame
                    reference:dict,             # frozen reference (`fit_reference` over characteristics + score)
                    window:str,                 # window label, e.g. '2025-03'
@@ -170,6 +172,7 @@ def _calibration_reason(band:list|None, bt:dict, alpha:float)->str|None:
             f"outside [{band[0]}, {band[1]}] (default rate {bt['default_rate']:.3f}, mean PD {bt['mean_pd']:.3f}; "
             f"two-sided Jeffreys p = {bt['jeffreys_p']:.2g})")
 
+# %% ../../nbs/monitor/65_window.ipynb #35482ace
 def decide(result:dict, rules:dict|None=None)->dict:
     "Action (none / warn / retrain), exit code and the reasons, from a window's results"
     r = merge_rules(rules)

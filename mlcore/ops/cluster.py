@@ -67,6 +67,7 @@ def start(self:StandaloneCluster, timeout:float=120):
     self.stop()
     raise RuntimeError(f"Spark standalone cluster did not start within {timeout}s:\n{logs}")
 
+# %% ../../nbs/ops/70_cluster.ipynb #1c0ce48d
 @patch
 def stop(self:StandaloneCluster):
     for _, p, log in reversed(self.procs):

@@ -57,6 +57,7 @@ def _html_records(html:str, where:str):
     for i, line in enumerate(soup.get_text("\n").splitlines()):
         if line.strip(): yield f"{where}line {i+1}", set(), line
 
+# %% ../../nbs/ops/72_privacy.ipynb #3ed0afb9
 def _text_records(text:str, where:str):
     for i, line in enumerate(text.splitlines()):
         if line.strip(): yield f"{where}line {i+1}", set(), line
@@ -74,6 +75,7 @@ def _notebook_records(path:Path):
 
 BINARY = (".pkl", ".pickle", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".parquet", ".db", ".whl", ".zip", ".gz", ".npy", ".joblib", ".skops")
 
+# %% ../../nbs/ops/72_privacy.ipynb #78e11ffb
 def records(path:str|Path # one artifact file
            ):
     "`(where, cells, text)` for every record an artifact file shows to a reader"

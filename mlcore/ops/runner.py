@@ -70,6 +70,7 @@ def parse_overrides(items:list,        # 'key=value' strings
 # parameters that named a model version before it had one spelling, and the one that replaced them
 RENAMED = {"model_uri": "model", "registered_model_name": "model", "version": "model"}
 
+# %% ../../nbs/ops/75_runner.ipynb #c44ec0dc
 def resolve_params(job:str, declared:dict, params_file:str|Path|None=None, overrides:list=()):
     "Given parameters checked against the job's declaration; returns the values to inject"
     given, source = {}, {}
@@ -94,6 +95,7 @@ def resolve_params(job:str, declared:dict, params_file:str|Path|None=None, overr
 # %% ../../nbs/ops/75_runner.ipynb #c09fd721
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_KILLED = 0, 1, 2, 3, 130
 
+# %% ../../nbs/ops/75_runner.ipynb #834364d3
 @dataclass
 class JobResult:
     "What one job run produced"
@@ -177,6 +179,7 @@ def _shorten(text:str, limit:int)->str:
     head = keep * 2 // 3
     return text[:head] + note.format(len(text) - keep) + text[len(text) - (keep - head):]
 
+# %% ../../nbs/ops/75_runner.ipynb #d0d87a0e
 def _failed_line(e)->tuple:
     "(line number, source line) where the failed cell stopped, from IPython's traceback; (None, '') if not found"
     frames = [_ANSI.sub("", t) for t in e.traceback or []]
@@ -188,6 +191,15 @@ def _failed_line(e)->tuple:
     src = (e.source or "").splitlines()
     return n, src[n-1] if n and n <= len(src) else marked[2] if marked else ""
 
+_LIB_FRAME = re.compile(r"File .*?[/\\]mlcore[/\\]([\w/\\]+)\.py:(\d+), in (\w+)")
+
+def _library_frame(e)->str:
+    "'mlcore.module.function, line N': the innermost library frame of the failure ('' when it did not fail in mlcore)"
+    hits = [m for t in e.traceback or [] for m in _LIB_FRAME.finditer(_ANSI.sub("", t))]
+    if not hits: return ""
+    mod, line, fn = hits[-1].groups()
+    return f"mlcore.{mod.replace('/', '.').replace(chr(92), '.')}.{fn}, line {line}"
+
 def _describe(e, limit:int=MAX_ERROR)->str:
     "Why a job failed in about `limit` characters: the cell, the line that failed, the error"
     from papermill.exceptions import PapermillExecutionError
@@ -195,7 +207,8 @@ def _describe(e, limit:int=MAX_ERROR)->str:
     n, line = _failed_line(e)
     if n is None: line = next((l for l in (e.source or "").splitlines() if l.strip() and not l.startswith("#")), "")
     line = line.strip() if len(line.strip()) <= 160 else line.strip()[:157] + "..."
-    head = f"cell {e.cell_index}" + (f", line {n}" if n else "") + f": `{line}`: {e.ename}: "
+    lib = _library_frame(e)
+    head = f"cell {e.cell_index}" + (f", line {n}" if n else "") + f": `{line}`" + (f" (in {lib})" if lib else "") + f": {e.ename}: "
     return head + _shorten(_ANSI.sub("", str(e.evalue)), limit - len(head))
 
 def _traceback(e)->str:
@@ -272,44 +285,55 @@ def run_job(job:str,                       # job name: a notebook in the jobs fo
         (run_dir/"params.yaml").write_text(yaml.safe_dump(effective, sort_keys=False))
         return _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output)
 
-def _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output)->JobResult:
-    "Run the notebook inside the opened run, then close the run truthfully"
+# %% ../../nbs/ops/75_runner.ipynb #a2c7fa0d
+def _run_notebook(job, nb, params, s, rid, exp, run_dir, uri, kernel_name, timeout, log_output)->tuple:
+    "(status, error, interrupt, traceback, cause, decision) of executing the job's notebook inside the opened run"
     import papermill as pm
-    from mlcore.core.tracking import tracking_problem, TrackingUnavailable, read_decision
-    running = run_dir/f"{job}.running.ipynb"
-    status, error, interrupted, cause = "FINISHED", None, None, None
-    trace = None  # the whole traceback of a failure, for run.json
+    from mlcore.core.tracking import tracking_problem, read_decision
+    status, error, interrupted, trace, cause, decision = "FINISHED", None, None, None, None, None
     try:
         with _env(MLFLOW_RUN_ID=rid, MLFLOW_EXPERIMENT_ID=exp, MLFLOW_TRACKING_URI=uri,
                   MLCORE_HOME=s.root, MLCORE_RUN_DIR=run_dir, MLCORE_JOB=job):
-            pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(nb.parent), kernel_name=kernel_name,
-                                progress_bar=False, log_output=log_output, execution_timeout=timeout,
+            pm.execute_notebook(str(nb), str(run_dir/f"{job}.running.ipynb"), parameters=params, cwd=str(nb.parent),
+                                kernel_name=kernel_name, progress_bar=False, log_output=log_output, execution_timeout=timeout,
                                 request_save_on_cell_execute=True)
     except (KeyboardInterrupt, SystemExit) as e: status, error, interrupted = "KILLED", "interrupted (signal or Ctrl-C)", e
-    except Exception as e: status, error, trace = "FAILED", _describe(e), _traceback(e)
+    except Exception as e: status, error, trace = "FAILED", _describe(e), _traceback(e)   # the job's own failure, reported
     if error and (why := tracking_problem(error, uri)): cause, error = "environment", f"{why}. The job failed with: {error}"
-    decision = None
     if status == "FINISHED":
         try: decision = read_decision(run_dir)
         except ValueError as e: status, error = "FAILED", f"the job's verdict cannot be read: {e}"
-    final = running.with_name(f"{job}.ipynb" if status == "FINISHED" else f"{job}.{status.lower()}.ipynb")
-    if running.exists(): running.rename(final)
-    res = JobResult(job, rid, status, final, run_dir, exp, error, effective, cause, decision)
-    manifest = run_dir/"run.json"
+    return status, error, interrupted, trace, cause, decision
+
+# %% ../../nbs/ops/75_runner.ipynb #c8d8cd7d
+def _close_run(res:JobResult, c, uri:str, trace:str|None, interrupted):
+    "Log the executed notebook, run.json and params.yaml, then end the MLflow run with the job's status"
+    from mlcore.core.tracking import TrackingUnavailable
+    manifest, job, rid, status = res.run_dir/"run.json", res.job, res.run_id, res.status
     manifest.write_text(json.dumps(asdict(res) | {"recorded": True, "traceback": trace}, default=str, indent=2))
     try:
         with _tracking_errors(uri, f"job {job} ended {status}, but its MLflow run {rid} could not be closed"):
-            if final.exists(): c.log_artifact(rid, str(final), "notebook")
+            if res.notebook.exists(): c.log_artifact(rid, str(res.notebook), "notebook")
             c.log_artifact(rid, str(manifest), "notebook")
-            c.log_artifact(rid, str(run_dir/"params.yaml"), "notebook")
-            if error: c.set_tag(rid, "mlcore.error", error[:5000])
+            c.log_artifact(rid, str(res.run_dir/"params.yaml"), "notebook")
+            if res.error: c.set_tag(rid, "mlcore.error", res.error[:5000])
             c.set_terminated(rid, status)
     except TrackingUnavailable as e:
         # never report success without the run recorded: the manifest says so, and the run is repaired later
         manifest.write_text(json.dumps(asdict(res) | {"recorded": False, "tracking_error": str(e), "traceback": trace}, default=str, indent=2))
         if interrupted is not None: raise interrupted
-        raise TrackingUnavailable(f"{e}. The executed notebook and run.json are in {run_dir}; the run stays RUNNING "
+        raise TrackingUnavailable(f"{e}. The executed notebook and run.json are in {res.run_dir}; the run stays RUNNING "
                                   "on the server until `mlcore runs repair` (or the next job) marks it KILLED") from None
+
+def _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output)->JobResult:
+    "Run the notebook inside the opened run, then close the run truthfully"
+    status, error, interrupted, trace, cause, decision = _run_notebook(job, nb, params, s, rid, exp, run_dir, uri, kernel_name,
+                                                                       timeout, log_output)
+    running = run_dir/f"{job}.running.ipynb"
+    final = running.with_name(f"{job}.ipynb" if status == "FINISHED" else f"{job}.{status.lower()}.ipynb")
+    if running.exists(): running.rename(final)
+    res = JobResult(job, rid, status, final, run_dir, exp, error, effective, cause, decision)
+    _close_run(res, c, uri, trace, interrupted)
     if interrupted is not None: raise interrupted
     return res
 

@@ -175,6 +175,7 @@ def register(sub):
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_cmd_tracking_server)
 
+# %% ../../nbs/ops/71_tracking_server.ipynb #fe1a9960
 def _cmd_tracking_server(a)->int:
     folder = Path(a.dir) if a.dir else load_settings().root/"tracking-server"
     pg = None if a.backend_store_uri else PostgresServer(folder/"postgres")

@@ -4,30 +4,15 @@
 
 # %% auto #0
 __all__ = ['EVENTS', 'GENESIS', 'GovernanceError', 'audit_log_path', 'AuditLog', 'resolve_version', 'ensure_registered',
-           'record_validation', 'approve', 'reject', 'pd_and_grades', 'master_scale_dict', 'training_param',
-           'protected_groups', 'validate_version', 'ValidationFailed', 'raise_if_blocked']
+           'record_validation', 'approve', 'reject']
 
 # %% ../../nbs/registry/56_governance.ipynb #bb68d426
 import datetime as dt, fcntl, hashlib, json, os
 from pathlib import Path
-import mlflow
 from mlflow.tracking import MlflowClient
-from ..core.config import Settings, load_settings
-from ..core.tracking import trained_by
 from fastcore.basics import patch
-from ..core.tracking import ModelRef, ModelRefError, optional_artifact, resolve_model_ref
-import pandas as pd
-from ..evaluation.battery import band_labels
-from ..evaluation.battery import assign_grades
-import mlcore
-from ..data.catalog import load, dataset as catalog_entry, dataset_path
-from ..models.selection import split_sample
-from ..evaluation.battery import run_battery, evaluate_sample_gates, snapshot_migration
-from ..evaluation.report import validation_report
-from ..core.tracking import log_dataset, git_state
-from ..core.config import file_sha256
-from .integrity import load_verified_model
-import platform, sys, numpy as np, pandas as pd, sklearn, scipy
+from ..core.config import Settings, load_settings
+from ..core.tracking import ModelRef, ModelRefError, resolve_model_ref, trained_by
 
 # %% ../../nbs/registry/56_governance.ipynb #59cb0d62
 EVENTS = ("registered", "validated", "approved", "rejected", "champion_moved", "retired")
@@ -184,6 +169,7 @@ def approve(model:str, version, by:str, # approver's identity
         log.append("retired", model, prev, by, f"replaced as champion by version {str(mv.version)}", {"successor": str(mv.version)})
     return {"model": model, "version": str(mv.version), "previous_champion": prev}
 
+# %% ../../nbs/registry/56_governance.ipynb #1f0ad9a8
 def reject(model:str, version, by:str, comment:str, log:AuditLog|None=None, client:MlflowClient|None=None)->dict:
     "Record a rejection: tag the version and take `challenger` away from it"
     c, log = client or MlflowClient(), log or AuditLog()
@@ -197,175 +183,3 @@ def reject(model:str, version, by:str, comment:str, log:AuditLog|None=None, clie
     if _aliases(model, c).get("challenger") == str(mv.version): c.delete_registered_model_alias(model, "challenger")
     log.append("rejected", model, str(mv.version), by, comment, {"validation_run_id": mv.tags.get("mlcore.validation.run_id", "")})
     return {"model": model, "version": str(mv.version)}
-
-# %% ../../nbs/registry/56_governance.ipynb #7a69e646
-def pd_and_grades(pred, scale:dict|None)->tuple:
-    "PD and grades from a pyfunc prediction (scorecard frame or predict_proba array)"
-    import numpy as np, pandas as pd
-    if isinstance(pred, pd.DataFrame) and "pd" in pred.columns:
-        p = pred["pd"].to_numpy(dtype=float)
-        g = pred["grade"].astype(str).to_numpy() if "grade" in pred.columns else None
-    else:
-        a = np.asarray(pred, dtype=float)
-        p = a[:, -1] if a.ndim == 2 else a
-        g = None
-    if g is None:
-        if not scale: raise ValueError("the model returns no grades and no master scale was given")
-        g = assign_grades(p, scale)
-    return p, np.asarray(g, dtype=str)
-
-def master_scale_dict(scale)->dict|None:
-    "grade -> upper PD bound from a params master scale or a model's model/master_scale.json"
-    if not scale: return None
-    if isinstance(scale, dict) and isinstance(scale.get("grades"), list) and "cutoffs" in scale:  # mlcore's scorecard layout
-        g, cut = [str(x) for x in scale["grades"]], [float(x) for x in scale["cutoffs"]]
-        if len(cut) != len(g) - 1: raise ValueError(f"master scale: {len(g)} grades need {len(g) - 1} cut-offs, got {len(cut)}")
-        return dict(zip(g, cut + [1.0]))
-    scale = scale.get("grades", scale) if isinstance(scale, dict) else scale
-    if isinstance(scale, list): return {str(x["grade"]): float(x.get("pd_max", x.get("upper", x.get("max_pd")))) for x in scale}
-    return {str(k): float(v) for k, v in scale.items()}
-
-# %% ../../nbs/registry/56_governance.ipynb #df6e3a07
-def _oot_note(tp:dict, dataset:str, oot)->str:
-    "One sentence on the out-of-time sample: what it is, or why there is none"
-    strategy = tp.get("split_strategy", "random")
-    if oot is not None:
-        col = tp.get("time_column")
-        months = sorted(oot[col].astype(str).unique()) if col in oot else []
-        span = f" ({months[0]} to {months[-1]})" if months else ""
-        return f"out-of-time sample: {len(oot)} rows of {dataset} from {tp.get('oot_from')}{span}, held out of development by split_strategy=out_of_time"
-    return (f"no out-of-time sample: the model was trained with split_strategy={strategy} on {dataset}, so there are no rows after the "
-            "development period; out-of-time performance is not evidenced by this validation")
-
-def _scored(model, frame, inputs, scale):
-    "The frame with PD and grade columns from the registered model"
-    p, g = pd_and_grades(model.predict(frame[inputs]), scale)
-    return frame.assign(pd=p, grade=g)
-
-def training_param(tp:dict, name:str, model:str, version)->object:
-    "A parameter the training run recorded; an error naming it when the run has none (no use-case value is guessed)"
-    if name not in tp: raise GovernanceError(f"the training run of {model} version {version} records no '{name}' parameter; "
-                                             "validation reuses the training's data, target, split and protected attributes")
-    return tp[name]
-
-def protected_groups(attributes:list, # protected attributes recorded by training ([] when the use case has none)
-                     bands:dict       # numeric attribute -> band cut points (battery `bands` in the thresholds file)
-                    ):
-    "A function giving, for a frame, each protected attribute's group per row: text as it is, numbers by band"
-    def groups(d:pd.DataFrame)->dict:
-        out = {}
-        for col in attributes:
-            if col not in d: raise GovernanceError(f"protected attribute '{col}' is not in the validation data")
-            if not pd.api.types.is_numeric_dtype(d[col]): out[col] = d[col].astype(str).to_numpy(); continue
-            if col not in bands: raise GovernanceError(f"protected attribute '{col}' is numeric: give its bands in the "
-                                                      f"thresholds file, battery.bands.{col} (e.g. [25, 35, 50])")
-            out[f"{col} band"] = band_labels(d[col], list(bands[col]))
-        return out
-    return groups
-
-# %% ../../nbs/registry/56_governance.ipynb #7276a965
-def validate_version(model:str, version="latest", # version number, alias or 'latest'
-                     config:dict|None=None,       # battery settings (validate.yaml `battery`)
-                     rules:dict|None=None,        # threshold rules (validate.yaml `thresholds`)
-                     master_scale:dict|None=None, # grade -> upper PD bound, when the model gives no grades
-                     params_file:str|None=None,   # thresholds file, recorded in the manifest
-                     log:AuditLog|None=None)->dict:
-    "Run the validation battery on a registered version inside the active run; tag, audit and gate it"
-    config, rules, log = dict(config or {}), dict(rules or {}), log or AuditLog()
-    c = MlflowClient(); run = mlflow.active_run()
-    if run is None: raise RuntimeError("validate_version needs an active MLflow run (start_job_run)")
-    mv = resolve_version(model, version, c)
-    ensure_registered(model, str(mv.version), log, c)
-    tr = c.get_run(mv.run_id)
-    tp = {k: (json.loads(v) if v[:1] in "[{\"" or v.replace(".", "", 1).isdigit() else v) for k, v in tr.data.params.items()}
-    need = lambda name: training_param(tp, name, model, mv.version)
-    dataset, test_size, seed, TARGET = need("dataset"), float(need("test_size")), int(need("seed")), need("target")
-    strategy, oot_from = tp.get("split_strategy", "random"), str(tp.get("oot_from") or "") or None
-    df = load(dataset)
-    spec = catalog_entry(dataset)
-    source = dataset_path(spec) if spec.path else spec.table
-    fp = log_dataset(df, dataset, source, context="validation")
-    fp_train = tr.data.tags.get(f"mlcore.dataset.{dataset}.fingerprint")
-    # the same split as training: same function, strategy, seed and out-of-time start
-    split = split_sample(df, TARGET, strategy, test_size, seed, oot_from=oot_from,
-                         time_column=need("time_column") if strategy == "out_of_time" else None)
-    pyf, _ = load_verified_model(f"{model}/{mv.version}")  # the sealed files only: a tampered version is refused
-    inputs = pyf.metadata.get_input_schema().input_names() if pyf.metadata.get_input_schema() else [c_ for c_ in df.columns if c_ != TARGET]
-    scale = optional_artifact(mv.run_id, "model/master_scale.json") if master_scale is None else master_scale
-    scale = master_scale_dict(scale)
-    samples = {k: _scored(pyf, split[k], inputs, scale) for k in ("train", "test", "oot") if split[k] is not None}
-    dev, test = samples["train"], samples["test"]
-    groups = protected_groups(need("protected"), config.get("bands") or {})
-    if config.get("auc_initial") is None:
-        config["auc_initial"] = float(mv.tags["mlcore.validation.auc_initial"]) if "mlcore.validation.auc_initial" in mv.tags else tr.data.metrics.get("test_auc")
-    order = list(scale) if scale and set(np.unique(test.grade)) <= set(map(str, scale)) else None
-    config.setdefault("grade_order", order)
-    binning, reference = optional_artifact(mv.run_id, "model/binning.json"), optional_artifact(mv.run_id, "monitoring/reference.json")
-    if reference and "pd" not in reference: reference = {k: v for k, v in reference.items() if k in inputs}
-    chars = [c_ for c_ in inputs if c_ in test.columns]
-    results = {k: run_battery(samples[k][TARGET], samples[k].pd, samples[k].grade, dev, samples[k], chars, groups(samples[k]), config, binning, reference)
-               for k in ("test", "oot") if k in samples}
-    res = results["test"]
-    res["values"]["data_fingerprint_match"] = None if fp_train is None else float(fp_train == fp)
-    oot_note = _oot_note(tp, dataset, split["oot"])
-    mig_cfg = config.get("migration") or {}
-    migration = snapshot_migration(pd.concat(samples.values(), ignore_index=True), mig_cfg["key"], mig_cfg["time_column"], "grade",
-                                   mig_cfg.get("first"), mig_cfg.get("second"), config.get("grade_order")) if mig_cfg else \
-        {"status": "not applicable: no migration settings (battery.migration: key and time_column) in the thresholds file"}
-    res["tables"]["migration"] = migration
-    gates = evaluate_sample_gates({k: r["values"] for k, r in results.items()}, rules)
-    who, when = trained_by(), _now()
-    describe = lambda d: f"{len(d)} rows ({int(d[TARGET].sum())} defaults)"
-    lineage = {"model": model, "version": str(mv.version), "model_uri": f"models:/{model}/{str(mv.version)}", "training_run": mv.run_id,
-               "validation_run": run.info.run_id, "trained_by": mv.tags.get("mlcore.trained_by", "unknown"), "validated_by": who,
-               "validated_at": when, "dataset": dataset, "source": str(source), "fingerprint_now": fp, "fingerprint_at_training": fp_train,
-               "sample": f"test split of {dataset}: {describe(test)}, development {len(dev)} rows; "
-                         + (f"out-of-time: {describe(samples['oot'])}" if "oot" in samples else "no out-of-time sample"),
-               "out_of_time": oot_note, "split_strategy": strategy, "oot_from": oot_from or "(none)",
-               "training_git_commit": tr.data.tags.get("mlcore.git.commit"), "training_git_dirty": tr.data.tags.get("mlcore.git.dirty"),
-               "validation_git_commit": git_state(load_settings().root)["commit"], "training_params": tr.data.params,
-               "binning": "model/binning.json" if binning else "(none: not applicable)",
-               "reference": "monitoring/reference.json" if reference else "(fitted on the development sample)"}
-    manifest = {"mlcore": mlcore.__version__, "python": sys.version.split()[0], "platform": platform.platform(),
-                "packages": {"mlflow": mlflow.__version__, "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "scipy": scipy.__version__},
-                "split": {"function": "mlcore.models.selection.split_sample", "strategy": strategy, "test_size": test_size, "seed": seed, "oot_from": oot_from},
-                "battery": config, "thresholds": rules, "master_scale": scale,
-                "thresholds_file": params_file, "thresholds_sha256": file_sha256(load_settings().path(params_file)) if params_file else None,
-                "rerun": f"mlcore run validate -p model={model}/{str(mv.version)}"
-                         + (f" -p thresholds_file={params_file}" if params_file else "")}
-    page = validation_report(res, gates, lineage, manifest, oot=results.get("oot"), oot_note=oot_note)
-    mig_summary = {k: v for k, v in migration.items() if k in ("status", "from", "to", "summary")}
-    if "counts" in migration: mig_summary["counts"] = migration["counts"].to_dict()
-    oot_v = results["oot"]["values"] if "oot" in results else None
-    summary = {"model": model, "version": str(mv.version), "passed": gates["passed"], "overall": gates["overall"],
-               "blocking_failures": gates["blocking_failures"], "values": res["values"], "values_oot": oot_v, "out_of_time": oot_note,
-               "findings": gates["findings"].to_dict("records"), "lineage": lineage, "manifest": manifest,
-               "calibration": res["tables"]["calibration"].to_dict("records"), "fairness_gaps": res["tables"]["fairness_gaps"].to_dict("records"),
-               "calibration_oot": results["oot"]["tables"]["calibration"].to_dict("records") if oot_v else None,
-               "fairness_gaps_oot": results["oot"]["tables"]["fairness_gaps"].to_dict("records") if oot_v else None,
-               "migration": mig_summary, "characteristics": [c_ for c_ in inputs]}
-    mlflow.log_text(page, "validation/report.html")
-    mlflow.log_text(json.dumps(summary, indent=2, default=str), "validation/summary.json")
-    mlflow.log_metrics({f"val_{k}": v for k, v in res["values"].items() if v is not None}
-                       | {f"val_oot_{k}": v for k, v in (oot_v or {}).items() if v is not None})
-    mlflow.set_tags({"mlcore.validated_model": model, "mlcore.validated_version": str(mv.version), "mlcore.validation.overall": gates["overall"],
-                     "mlcore.validation.passed": str(gates["passed"]).lower(), "mlcore.validation.samples": ", ".join(gates["samples"])})
-    evidence = {"run_id": run.info.run_id, "report": f"runs:/{run.info.run_id}/validation/report.html",
-                "summary": f"runs:/{run.info.run_id}/validation/summary.json"}
-    if gates["passed"] and "mlcore.validation.auc_initial" not in mv.tags:
-        c.set_model_version_tag(model, str(mv.version), "mlcore.validation.auc_initial", str(res["values"]["auc"]))
-    record_validation(model, str(mv.version), gates["passed"], gates["overall"], gates["blocking_failures"], evidence, who, log, c)
-    return {**summary, "report_html": page, "findings": gates["findings"], "tables": res["tables"],
-            "tables_oot": results["oot"]["tables"] if "oot" in results else None}
-
-class ValidationFailed(RuntimeError):
-    "Blocking validation gates failed (the job fails so the runner marks the run FAILED)"
-
-def raise_if_blocked(result:dict):
-    "Raise `ValidationFailed` naming the blocking gates that failed"
-    if not result["passed"]:
-        f = result["findings"]; key = f.gate if "gate" in f else f.rule
-        bad = f[key.isin(result["blocking_failures"])].assign(gate=key)
-        why = "; ".join(f"{r.gate}: {r.metric} = {r.value:.4g} (amber limit {r.amber})" for r in bad.itertuples())
-        raise ValidationFailed(f"{result['model']} version {result['version']} failed validation; blocking gate(s): {why}. "
-                               "The version did not become challenger.")

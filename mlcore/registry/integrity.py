@@ -46,6 +46,7 @@ def seal_model_version(name:str, version:str|int)->str:
     MlflowClient().set_model_version_tag(name, str(version), TAG, digest)
     return digest
 
+# %% ../../nbs/registry/55_integrity.ipynb #a1782404
 def load_verified_model(ref:str, dst:str|Path|None=None):
     "`(pyfunc model, ModelVersion)` for NAME@ALIAS or NAME/VERSION, after checking its digest"
     import mlflow

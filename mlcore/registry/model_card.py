@@ -23,55 +23,73 @@ def _mdtable(rows:list, cols:list)->str:
     out += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
+# %% ../../nbs/registry/57_model_card.ipynb #fcb11f8e
+def _card_head(info:dict, summary:dict|None, texts:dict)->list:
+    "Identity, intended use and users, scope, data, training parameters, characteristics"
+    return [f"# Model card: {info['model']} version {info['version']}", "",
+            f"Trained by **{info.get('trained_by', 'unknown')}** in run `{info.get('run_id', '?')}`; model URI `models:/{info['model']}/{info['version']}`.", "",
+            "## Intended use", texts.get("intended_use", "_not stated_"), "", "## Intended users", texts.get("users", "_not stated_"), "",
+            "## Out-of-scope uses", texts.get("out_of_scope", "_not stated_"), "",
+            "## Data and period", texts.get("data", "_not stated_"), "",
+            f"Training parameters: `{json.dumps(info.get('params', {}), sort_keys=True)}`", "",
+            "## Characteristics", ", ".join(f"`{c}`" for c in (summary or {}).get("characteristics", [])) or "_see the training run_", ""]
+
+def _perf_rows(v:dict, sample:str)->list:
+    return [{"sample": sample, "measure": "AUC", "value": v.get("auc"), "lower": v.get("auc_lo"), "upper": v.get("auc_hi")},
+            {"sample": sample, "measure": "Gini", "value": v.get("gini"), "lower": v.get("gini_lo"), "upper": v.get("gini_hi")},
+            {"sample": sample, "measure": "KS", "value": v.get("ks")},
+            {"sample": sample, "measure": "AUC decline p-value (ECB)", "value": v.get("auc_decline_p")}]
+
+# %% ../../nbs/registry/57_model_card.ipynb #9010ae8d
+def _card_performance(summary:dict)->list:
+    "Discrimination with intervals and calibration, on the test and out-of-time samples"
+    v, vo = summary.get("values", {}), summary.get("values_oot")
+    oot_txt = summary.get("out_of_time") or ("out-of-time sample validated" if vo else "no out-of-time sample")
+    md = ["## Performance (95% intervals)", "", f"**{oot_txt[0].upper() + oot_txt[1:]}.**", "",
+          _mdtable(_perf_rows(v, "test") + (_perf_rows(vo, "out-of-time") if vo else []), ["sample", "measure", "value", "lower", "upper"]),
+          "## Calibration", "", "Test sample:", "",
+          _mdtable(summary.get("calibration", []), _CAL_COLS),
+          "Jeffreys and binomial p-values one-sided (small: PD too low) and two-sided (small: PD off either way); "
+          "observed / predicted is the calibration ratio.", "",
+          f"Brier score {_fmt(v.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(v.get('hosmer_lemeshow_p'))}.", ""]
+    if not vo: return md + ["Out-of-time sample: not applicable (no out-of-time sample).", ""]
+    return md + ["Out-of-time sample:", "", _mdtable(summary.get("calibration_oot") or [], _CAL_COLS),
+                 f"Brier score {_fmt(vo.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(vo.get('hosmer_lemeshow_p'))}; "
+                 f"PSI of the PD, development vs out-of-time {_fmt(vo.get('score_psi'))}.", ""]
+
+# %% ../../nbs/registry/57_model_card.ipynb #a19b2c39
+_GAP_COLS = ["attribute", "rate", "highest", "lowest", "gap", "gap_lo", "gap_hi"]
+
+def _card_outcome(summary:dict, info:dict)->list:
+    "Rating migration, fairness gaps, and the validation's outcome with its findings"
+    mig, vo = summary.get("migration") or {}, summary.get("values_oot")
+    moved = (f"Between {mig.get('from')} and {mig.get('to')}: " + ", ".join(f"{k} {_fmt(x)}" for k, x in mig.get("summary", {}).items()) + "."
+             if mig.get("status") == "computed" else f"{mig.get('status', 'not assessed')}.")
+    md = ["## Rating migration", "", moved, "",
+          "## Fairness", "Largest gaps between groups of protected attributes (never model inputs), with 95% Newcombe intervals; test sample:", "",
+          _mdtable(summary.get("fairness_gaps", []), _GAP_COLS)]
+    md += (["Out-of-time sample:", "", _mdtable(summary.get("fairness_gaps_oot") or [], _GAP_COLS)] if vo else ["Out-of-time sample: not applicable.", ""])
+    fcols = ["rule", "family", "value", "light", "blocking"]
+    if any("sample" in r for r in summary.get("findings", [])): fcols.insert(1, "sample")
+    return md + ["## Validation outcome", "",
+                 f"**{'PASSED' if summary['passed'] else 'FAILED'}**, overall light **{summary['overall']}**; blocking failures: "
+                 f"{', '.join(summary['blocking_failures']) or 'none'}. Report: `{info.get('report', 'n/a')}`.", "",
+                 _mdtable(summary.get("findings", []), fcols)]
+
+# %% ../../nbs/registry/57_model_card.ipynb #c450b4e7
 def model_card_markdown(info:dict,     # model, version, trained_by, training params/metrics
                         summary:dict|None, # validation summary.json (None: not validated yet)
                         events:list,   # audit entries of this version
                         texts:dict     # intended_use, users, out_of_scope, data, limitations
                        )->str:
     "The model card as Markdown"
-    v = (summary or {}).get("values", {})
-    md = [f"# Model card: {info['model']} version {info['version']}", "",
-          f"Trained by **{info.get('trained_by', 'unknown')}** in run `{info.get('run_id', '?')}`; model URI `models:/{info['model']}/{info['version']}`.", "",
-          "## Intended use", texts.get("intended_use", "_not stated_"), "", "## Intended users", texts.get("users", "_not stated_"), "",
-          "## Out-of-scope uses", texts.get("out_of_scope", "_not stated_"), "",
-          "## Data and period", texts.get("data", "_not stated_"), "",
-          f"Training parameters: `{json.dumps(info.get('params', {}), sort_keys=True)}`", "",
-          "## Characteristics", ", ".join(f"`{c}`" for c in (summary or {}).get("characteristics", [])) or "_see the training run_", ""]
-    if summary:
-        vo = summary.get("values_oot")
-        perf = lambda v, sample: [{"sample": sample, "measure": "AUC", "value": v.get("auc"), "lower": v.get("auc_lo"), "upper": v.get("auc_hi")},
-                                  {"sample": sample, "measure": "Gini", "value": v.get("gini"), "lower": v.get("gini_lo"), "upper": v.get("gini_hi")},
-                                  {"sample": sample, "measure": "KS", "value": v.get("ks")},
-                                  {"sample": sample, "measure": "AUC decline p-value (ECB)", "value": v.get("auc_decline_p")}]
-        oot_txt = summary.get("out_of_time") or ("out-of-time sample validated" if vo else "no out-of-time sample")
-        md += ["## Performance (95% intervals)", "", f"**{oot_txt[0].upper() + oot_txt[1:]}.**", "",
-               _mdtable(perf(v, "test") + (perf(vo, "out-of-time") if vo else []), ["sample", "measure", "value", "lower", "upper"]),
-               "## Calibration", "", "Test sample:", "",
-               _mdtable(summary.get("calibration", []), _CAL_COLS),
-               "Jeffreys and binomial p-values one-sided (small: PD too low) and two-sided (small: PD off either way); "
-               "observed / predicted is the calibration ratio.", "",
-               f"Brier score {_fmt(v.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(v.get('hosmer_lemeshow_p'))}.", ""]
-        if vo: md += ["Out-of-time sample:", "", _mdtable(summary.get("calibration_oot") or [], _CAL_COLS),
-                      f"Brier score {_fmt(vo.get('brier'))}; Hosmer-Lemeshow p-value {_fmt(vo.get('hosmer_lemeshow_p'))}; "
-                      f"PSI of the PD, development vs out-of-time {_fmt(vo.get('score_psi'))}.", ""]
-        else: md += ["Out-of-time sample: not applicable (no out-of-time sample).", ""]
-        mig = summary.get("migration") or {}
-        md += ["## Rating migration", "", (f"Between {mig.get('from')} and {mig.get('to')}: " + ", ".join(f"{k} {_fmt(x)}" for k, x in mig.get("summary", {}).items()) + "."
-                                          if mig.get("status") == "computed" else f"{mig.get('status', 'not assessed')}."), ""]
-        gap_cols = ["attribute", "rate", "highest", "lowest", "gap", "gap_lo", "gap_hi"]
-        md += ["## Fairness", "Largest gaps between groups of protected attributes (never model inputs), with 95% Newcombe intervals; test sample:", "",
-               _mdtable(summary.get("fairness_gaps", []), gap_cols)]
-        md += (["Out-of-time sample:", "", _mdtable(summary.get("fairness_gaps_oot") or [], gap_cols)] if vo else ["Out-of-time sample: not applicable.", ""])
-        fcols = ["rule", "sample", "family", "value", "light", "blocking"] if any("sample" in r for r in summary.get("findings", [])) else ["rule", "family", "value", "light", "blocking"]
-        md += ["## Validation outcome", "",
-               f"**{'PASSED' if summary['passed'] else 'FAILED'}**, overall light **{summary['overall']}**; blocking failures: {', '.join(summary['blocking_failures']) or 'none'}. "
-               f"Report: `{info.get('report', 'n/a')}`.", "",
-               _mdtable(summary.get("findings", []), fcols)]
-    else: md += ["## Validation outcome", "", "**Not validated yet.**", ""]
+    md = _card_head(info, summary, texts)
+    md += [*_card_performance(summary), *_card_outcome(summary, info)] if summary else ["## Validation outcome", "", "**Not validated yet.**", ""]
     md += ["## Limitations", texts.get("limitations", "_not stated_"), "", "## Lifecycle and approvals", "",
            _mdtable([{"when": e["ts"], "event": e["event"], "who": e["who"], "why": e["why"]} for e in events], ["when", "event", "who", "why"])]
     return "\n".join(md)
 
+# %% ../../nbs/registry/57_model_card.ipynb #90ea6726
 def markdown_to_html(md:str, title:str)->str:
     "A self-contained HTML page from Markdown"
     import mistune

@@ -163,6 +163,7 @@ def _spark_column_aggs(c:str, spec:dict)->list:
         conds = [s == F.lit(k) for k in cats] + [s.isNotNull() & ~s.isin(cats), s.isNull(), F.lit(False), F.lit(False)]
     return [F.count(F.when(cond, 1)) for cond in conds]
 
+# %% ../../nbs/stats/25_drift.ipynb #853de34f
 def spark_summarise(sdf,            # current window as a Spark DataFrame
                     reference:dict  # from `fit_reference`
                    )->dict:
