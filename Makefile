@@ -67,7 +67,7 @@ run: $(STAMP) check-java
 test: $(STAMP) check-java lint test-notebooks test-py
 
 lint: $(STAMP)
-	$(BIN)/ruff check mlcore tests nbs
+	$(BIN)/ruff check mlcore tests nbs tools bench
 
 test-notebooks: $(STAMP)
 	@rm -rf $(TEST_TMP)/nbdev && mkdir -p $(TEST_TMP)/nbdev
@@ -128,14 +128,14 @@ bench-drift-100m: $(STAMP) check-java
 .PHONY: docs docs-quick docs-serve kernel
 
 docs: $(STAMP)
-	$(PY) -m mlcore.docs build
+	$(PY) tools/docs_site.py build
 
 docs-quick: $(STAMP)
-	$(PY) -m mlcore.docs build --quick
+	$(PY) tools/docs_site.py build --quick
 
 docs-serve: $(STAMP)
-	@test -f _docs/index.html || $(PY) -m mlcore.docs build
-	$(PY) -m mlcore.docs serve --port $${PORT:-8000}
+	@test -f _docs/index.html || $(PY) tools/docs_site.py build
+	$(PY) tools/docs_site.py serve --port $${PORT:-8000}
 
 kernel: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name mlcore --display-name "Python (mlcore)" >/dev/null

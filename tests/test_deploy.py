@@ -82,7 +82,8 @@ def evidence_paths(d: dict, c: dict) -> dict:
         job = "monitor" if args[:2] == ["monitor", "run"] else args[1]
         params = yaml.safe_load((ROOT / args[args.index("-f") + 1]).read_text()) if "-f" in args else {}
         params.update(args[i + 1].split("=", 1) for i, a in enumerate(args) if a in ("-p", "--param"))
-        writes_audit = "mlcore.registry.governance" in (ROOT / "nbs" / "jobs" / f"{job}.ipynb").read_text()
+        text = (ROOT / "nbs" / "jobs" / f"{job}.ipynb").read_text()   # the lifecycle (audit) is written by governance and the workflows
+        writes_audit = "mlcore.registry.governance" in text or "mlcore.workflows." in text
         out["runs folder"] = (runs, True)
         out["audit log"] = (at(env.get("MLCORE_AUDIT_LOG") or "audit/lifecycle.jsonl"), writes_audit)
         if job == "monitor": out["monitoring history"] = (at(params.get("history_dir", "monitoring")), True)
@@ -376,7 +377,7 @@ def test_batch_scores_same_on_pandas_and_spark_and_reruns_replace(champion, book
     assert a["rows_scored"] + a["rows_quarantined"] == a["rows_in"]
     p = pd.read_parquet(d / "scores" / "snapshot_month=2024-12").sort_values("loan_id").reset_index(drop=True)
     q = pd.read_parquet(d / "scores" / "_quarantine" / "snapshot_month=2024-12").sort_values("loan_id")
-    assert sorted(q.quarantine_reason) == ["credit_amount: missing", "duration_in_month: out of range", "purpose: unknown category"]
+    assert sorted(q.quarantine_reason) == ["credit_amount.not_null", "duration_in_month.range", "purpose.allowed"]
     assert {"pd", "score", "grade", "reason_1", "model_name", "model_version", "run_id", "scored_at", "default"} <= set(p.columns)
     b = score_dataset("credit_pd@champion", "loan_book", "scores", "2024-12", "loan_id", "spark", "run-spark", spark=spark, catalog_file=cat, carry=["default"])
     assert {k: b[k] for k in ("rows_in", "rows_scored", "rows_quarantined")} == {k: a[k] for k in ("rows_in", "rows_scored", "rows_quarantined")}
@@ -422,8 +423,8 @@ def test_spark_batch_checks_keys_on_staged_output_and_skips_empty_quarantine(cha
     assert (ss.pd == ps.pd).all() and (ss.reason_1 == ps.reason_1).all()
     key = lambda q: sorted(zip(q.loan_id.astype("Int64").astype(str), q.quarantine_reason))
     assert key(sq) == key(pq)
-    assert sorted(sq.quarantine_reason) == ["loan_id: duplicated key", "loan_id: duplicated key", "loan_id: duplicated key",
-                                            "loan_id: duplicated key; credit_amount: missing", "loan_id: missing key", "purpose: unknown category"]
+    assert sorted(sq.quarantine_reason) == ["loan_id.not_null", "loan_id.unique", "loan_id.unique", "loan_id.unique",
+                                            "loan_id.unique;credit_amount.not_null", "purpose.allowed"]
     (s, (ss, sq)), (p, (ps, pq)) = run("spark", "2025-02"), run("pandas", "2025-02")   # clean: one plan, one pass
     assert s["plan"] == plan and (s["rows_scored"], s["rows_quarantined"]) == (p["rows_scored"], p["rows_quarantined"]) == (300, 0)
     assert ss.columns.tolist() == ps.columns.tolist() and ss.loan_id.tolist() == ps.loan_id.tolist()
@@ -515,20 +516,24 @@ def test_spark_reasons_break_ties_like_pandas(champion, spark):
 
 
 @pytest.mark.spark
-def test_row_ok_sql_agrees_with_reasons(spark):
-    "The cheap filter that picks rows to score is true exactly where the reason text is empty (pandas and Spark)"
-    import pandas as pd
-    from mlcore.inference.batch import row_ok_sql, row_problems, row_problems_sql
-    ct = {"columns": {"amount": {"type": "number", "min": 1, "max": 100}, "n": {"type": "integer", "min": 0, "max": None},
-                      "purpose": {"type": "string", "categories": ["car", "tv"]}, "note": {"type": "string"}}}
-    d = pd.DataFrame({"amount": [5.0, 500.0, None, 7.0, float("nan"), float("inf"), 1.0, 100.0],
-                      "n": [1, 2, 3, None, 5, 6, -1, 0], "purpose": ["car", "yacht", "tv", None, "tv", "car", "car", "tv"],
-                      "note": ["x", None, "y", "z", "w", "v", "u", "t"]})
-    got = spark.createDataFrame(d.astype({"n": "Int64"})).selectExpr(
-        f"{row_problems_sql(ct)} AS why", f"{row_ok_sql(ct)} AS ok").toPandas()
-    want = row_problems(d, ct)
-    assert got.why.tolist() == want.tolist()
-    assert got.ok.tolist() == (want == "").tolist() == [True, False, False, False, False, False, False, True]
+def test_input_checks_agree_on_pandas_arrow_and_spark(spark):
+    "The filter that picks rows to score is true exactly where the reasons are empty, and pandas, Arrow and Spark give the same reasons"
+    import pandas as pd, pyarrow as pa
+    from mlcore.data.contracts import contract_from_dict, ok_rows_arrow
+    from mlcore.inference.batch import input_checks_spark, input_reasons
+    ct = contract_from_dict({"columns": {"amount": {"type": "float", "nullable": False, "min": 1, "max": 100, "finite": True},
+                                         "n": {"type": "int", "nullable": False, "min": 0}, "note": {"type": "str", "nullable": False},
+                                         "purpose": {"type": "str", "nullable": False, "allowed": ["car", "tv"]}}})
+    d = pd.DataFrame({"amount": [5.0, 500.0, None, 7.0, float("nan"), float("inf"), 1.0, 100.0, 2.0],
+                      "n": [1, 2, 3, None, 5, 6, -1, 0, 2.5], "purpose": ["car", "yacht", "tv", None, "tv", "car", "car", "tv", "tv"],
+                      "note": ["x", None, "y", "z", "w", "v", "u", "t", "s"]})
+    sdf = spark.createDataFrame(d)
+    ok, why = input_checks_spark(sdf, ct)
+    got = sdf.select(why.alias("why"), ok.alias("ok")).toPandas()
+    want = input_reasons(d, ct)
+    assert got.why.tolist() == want.tolist() == ["", "amount.range;note.not_null;purpose.allowed", "amount.not_null", "n.not_null;purpose.not_null",
+                                                 "amount.not_null", "amount.finite", "n.range", "", "n.type"]
+    assert got.ok.tolist() == (want == "").tolist() == ok_rows_arrow(pa.Table.from_pandas(d, preserve_index=False), ct).tolist()
 
 
 @pytest.mark.slow

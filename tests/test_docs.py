@@ -15,7 +15,7 @@ SHOTS = ROOT/".tmp/docs/screenshots"  # kept for a human to look at
 @pytest.fixture(scope="module")
 def site():
     "Build the site once. The notebook tests already run every notebook, so here tutorials and jobs are shown unexecuted and\n    only two library pages run in full (the others run what their API entries need): this keeps the test to about a minute"
-    r = subprocess.run([sys.executable, "-m", "mlcore.docs", "build", "--quick", "--full", "data/datasets.html", "--full", "stats/drift.html",
+    r = subprocess.run([sys.executable, "tools/docs_site.py", "build", "--quick", "--full", "data/datasets.html", "--full", "stats/drift.html",
                         "--out", str(SITE)], cwd=ROOT,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -23,7 +23,7 @@ def site():
 
 
 def expected_url(nb: Path) -> str:
-    "Page address a notebook must get, derived independently of mlcore.docs"
+    "Page address a notebook must get, derived independently of tools/docs_site.py"
     rel = nb.relative_to(ROOT/"nbs")
     return str(rel.parent/(re.sub(r"^\d+[_-]", "", rel.stem) + ".html")).removeprefix("./")
 
@@ -200,11 +200,11 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def served(site):
-    "The site served by `python -m mlcore.docs serve` on loopback, as `make docs-serve` does"
+    "The site served by `python tools/docs_site.py serve` on loopback, as `make docs-serve` does"
     if not Path(CHROMIUM).exists():
         pytest.skip("headless browser check needs Chromium at /usr/bin/chromium (Debian: apt-get install -y chromium)")
     port = free_port()
-    srv = subprocess.Popen([sys.executable, "-m", "mlcore.docs", "serve", "--out", str(site), "--port", str(port)], cwd=ROOT,
+    srv = subprocess.Popen([sys.executable, "tools/docs_site.py", "serve", "--out", str(site), "--port", str(port)], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

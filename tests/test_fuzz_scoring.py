@@ -11,8 +11,9 @@ from fuzzkit import figures_fixture
 from mlcore.data.datasets import load_german_credit, PROTECTED_ATTRIBUTES
 from mlcore.models.scorecard import ScorecardModel
 from mlcore.models.credit import CreditModel, CreditPDModel
-from mlcore.inference.serving import input_contract, create_app
-from mlcore.inference.batch import row_problems, score_pandas
+from mlcore.data.contracts import input_contract
+from mlcore.inference.serving import create_app
+from mlcore.inference.batch import input_reasons, score_pandas
 
 TALLY, figures = figures_fixture(__file__)
 BOUNDS = {"duration_in_month": [1, 120], "credit_amount": [1, 1000000], "installment_rate_in_percentage_of_disposable_income": [1, 4]}
@@ -55,9 +56,9 @@ def frames(draw, rows):
 
 def clean_twin(df, contract):
     "The same rows with values in their canonical types (numbers as float, categories as text)"
-    out = df[list(contract["columns"])].copy()
-    for c, s in contract["columns"].items():
-        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float) if s["type"] != "string" else out[c].astype(str)
+    out = df[list(contract.columns)].copy()
+    for c, col in contract.columns.items():
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float) if col.type != "str" else out[c].astype(str)
     return out
 
 
@@ -71,16 +72,16 @@ def test_batch_scoring_scores_or_quarantines_every_row(model, data):
     try: scored, quarantined = score_pandas(cm, df, contract, "loan_id", info)
     except KeyError as e:
         TALLY["batch clear errors"] += 1
-        assert any(f"'{c}'" in str(e) for c in [*contract["columns"], "loan_id"]), e   # names the missing column
-        assert any(c not in df.columns for c in [*contract["columns"], "loan_id"])
+        assert any(f"'{c}'" in str(e) for c in [*contract.columns, "loan_id"]), e   # names the missing column
+        assert any(c not in df.columns for c in [*contract.columns, "loan_id"])
         return
     assert len(scored) + len(quarantined) == len(df)
     assert (quarantined["quarantine_reason"].str.len() > 0).all()
     assert np.isfinite(scored["pd"].to_numpy(dtype=float)).all() and scored["pd"].between(0, 1).all()
     assert not scored["loan_id"].duplicated().any()                         # a duplicated key is never scored twice
     dup = df["loan_id"].duplicated(keep=False) & df["loan_id"].notna()
-    assert quarantined["quarantine_reason"].str.contains("loan_id: duplicated key").sum() == dup.sum()
-    good = df[(row_problems(df, contract) == "") & ~dup & df["loan_id"].notna()]
+    assert quarantined["quarantine_reason"].str.contains("loan_id.unique").sum() == dup.sum()
+    good = df[(input_reasons(df, contract) == "") & ~dup & df["loan_id"].notna()]
     twin = cm.predict_pd(clean_twin(good, contract))
     assert np.allclose(scored["pd"].to_numpy(dtype=float), twin), "a row was scored differently from its clean twin"
     TALLY["batch rows scored"] += len(scored); TALLY["batch rows quarantined"] += len(quarantined)
@@ -129,7 +130,7 @@ json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=2) | st.
 def applicants(draw, rows, contract):
     rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rows.drop(columns="loan_id").iloc[draw(st.integers(0, len(rows) - 1))].items()}
     for _ in range(draw(st.integers(0, 3))):
-        k = draw(st.sampled_from(list(contract["columns"]) + ["extra", "ünïcode"]))
+        k = draw(st.sampled_from(list(contract.columns) + ["extra", "ünïcode"]))
         if draw(st.integers(0, 4)) == 0: rec.pop(k, None)
         else: rec[k] = draw(json_values)
     return rec

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from conftest import cli
-from mlcore.inference.serving import BodyLimit, DecisionLog, create_app, input_contract
+from mlcore.data.contracts import input_contract
+from mlcore.inference.serving import BodyLimit, DecisionLog, create_app
 
 CONTRACT = input_contract(pd.DataFrame({"duration_in_month": [6, 48], "purpose": ["car (new)", "education"]}), {"duration_in_month": [1, 120]})
 ONE = {"duration_in_month": 30, "purpose": "education"}

@@ -21,7 +21,7 @@ def test_lab_kernel_is_the_project_venv():
         exe = specs[name]["spec"]["argv"][0]
         exe = Path(exe if os.path.isabs(exe) else sys.executable)
         assert exe.parent.resolve() == venv_python.parent.resolve(), f"kernel {name} runs {exe}, not {venv_python}"
-    r = subprocess.run([specs["mlcore"]["spec"]["argv"][0], "-c", "import mlcore, mlcore.docs; print(mlcore.__file__)"],
+    r = subprocess.run([specs["mlcore"]["spec"]["argv"][0], "-c", "import mlcore, mlcore.workflows.train; print(mlcore.__file__)"],
                        capture_output=True, text=True, cwd="/", timeout=120)
     assert r.returncode == 0 and str(ROOT/"mlcore") in r.stdout, r.stderr  # importable from any folder (editable install)
 

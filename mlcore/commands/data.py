@@ -21,7 +21,8 @@ def register(sub):
     p = ds.add_parser("profile", help="per-column type, missing share, distinct count, min/max or top categories")
     p.add_argument("name"); p.add_argument("--partitions", help="one partition, or FIRST:LAST")
     p.add_argument("--input", help="profile this file instead of the catalog location")
-    p.add_argument("--html", help="HTML page to write (default: runs/profiles/NAME.html)"); p.set_defaults(func=_cmd_profile)
+    p.add_argument("--html", help="HTML page to write (default: runs/profiles/NAME.html)")
+    p.set_defaults(func=_cmd_profile)
     p = ds.add_parser("validate", help="apply the dataset's contract: valid rows, quarantine, counts per rule")
     p.add_argument("name"); p.add_argument("--input", help="validate this file instead of the catalog location")
     p.add_argument("--engine", choices=["pandas", "spark"], default="pandas")
@@ -68,7 +69,9 @@ def describe(name:str)->dict:
         out["exists"] = p.exists()
         out["size_bytes"] = sum(f.stat().st_size for f in files)
         out["files"] = len(files)
-        out["last_modified"] = dt.datetime.fromtimestamp(max(f.stat().st_mtime for f in files), dt.timezone.utc).isoformat(timespec="seconds") if files else None
+        newest = max((f.stat().st_mtime for f in files), default=None)
+        out["last_modified"] = (dt.datetime.fromtimestamp(newest, dt.timezone.utc).isoformat(timespec="seconds")
+                                if newest is not None else None)
     if spec.partition_by:
         parts = list_partitions(spec, s)
         out["partition_by"] = spec.partition_by
@@ -91,7 +94,9 @@ def _column_check(col)->str:
 def _cmd_describe(a)->int:
     d = describe(a.name)
     for k, v in d.items():
-        if k == "schema": print("schema:\n" + "\n".join("  " + line for line in _table([tuple(r.values()) for r in v], list(v[0])).split("\n")))
+        if k == "schema":
+            print("schema:\n"
+                  + "\n".join("  " + line for line in _table([tuple(r.values()) for r in v], list(v[0])).split("\n")))
         else: print(f"{k}: {v}")
     return 0
 
@@ -102,7 +107,8 @@ def profile(df):
     rows = []
     for c in df.columns:
         s = df[c]
-        r = {"column": c, "type": str(s.dtype), "missing_share": round(float(s.isna().mean()), 4), "distinct": int(s.nunique())}
+        r = {"column": c, "type": str(s.dtype), "missing_share": round(float(s.isna().mean()), 4),
+             "distinct": int(s.nunique())}
         if pd.api.types.is_numeric_dtype(s): r |= {"min": s.min(), "max": s.max(), "top_categories": ""}
         else:
             top = s.value_counts().head(3)
@@ -129,9 +135,22 @@ def _cmd_profile(a)->int:
     return 0
 
 # %% ../../nbs/commands/91_data.ipynb #6d2945bb
+def _write_validated(res, out:Path, engine:str):
+    "Valid rows (Parquet) and quarantine (CSV) into `out`, published together or not at all"
+    from mlcore.data.catalog import atomic_path
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        if engine == "spark":
+            res.valid.write.parquet(str(tmp/"valid"))
+            res.quarantine.write.option("header", True).csv(str(tmp/"quarantine"))
+        else:
+            res.valid.to_parquet(tmp/"valid.parquet", index=False)
+            res.quarantine.to_csv(tmp/"quarantine.csv", index=False)
+
+# %% ../../nbs/commands/91_data.ipynb #d1f87804
 @_guard
 def _cmd_validate(a)->int:
-    from mlcore.data.catalog import atomic_path, dataset
+    from mlcore.data.catalog import dataset
     from mlcore.core.config import load_settings
     from mlcore.data.catalog import validate_dataset
     from mlcore.data.contracts import ContractError
@@ -145,15 +164,12 @@ def _cmd_validate(a)->int:
         print(f"mlcore data validate: FAILED: {e}", file=sys.stderr); return 1
     print(res.summary())
     out = Path(a.output) if a.output else s.data_dir/"generated"/"validated"/a.name
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
-        if a.engine == "spark":
-            res.valid.write.parquet(str(tmp/"valid")); res.quarantine.write.option("header", True).csv(str(tmp/"quarantine"))
-        else:
-            res.valid.to_parquet(tmp/"valid.parquet", index=False); res.quarantine.to_csv(tmp/"quarantine.csv", index=False)
+    _write_validated(res, out, a.engine)
     print(f"valid rows and quarantine written to {out}")
     limit = spec.max_quarantined_share if a.max_quarantined_share is None else a.max_quarantined_share
     share = res.counts["quarantined"] / max(res.counts["rows_in"], 1)
     if share > limit:
-        print(f"mlcore data validate: FAILED: quarantined share {share:.2%} is above the limit {limit:.2%}", file=sys.stderr); return 1
+        print(f"mlcore data validate: FAILED: quarantined share {share:.2%} is above the limit {limit:.2%}",
+              file=sys.stderr)
+        return 1
     return 0

@@ -26,7 +26,8 @@ def _serve(a)->int:
     from mlcore.inference.serving import serve
     try: serve(a.model, a.host, a.port, a.decision_log, a.workers, a.max_request_bytes)
     except ConfigError: raise   # a bad setting already names its file (or variable) and key
-    except (ValueError, ModelIntegrityError, MlflowException) as e:  # bad reference, unknown or tampered model: one clear line
+    # bad reference, unknown or tampered model: one clear line
+    except (ValueError, ModelIntegrityError, MlflowException) as e:
         raise ConfigError("mlcore serve", "--model", str(e)) from None
     return 0
 
@@ -41,5 +42,6 @@ def register(sub):
     p.add_argument("--workers", type=_workers, default=1,
                    help="worker processes, each loading and verifying the model once (default 1; about one per core)")
     p.add_argument("--max-request-bytes", type=_request_bytes, default=None,
-                   help="larger request bodies get 413 before they are read (default: serving.max_request_bytes in params/settings.yaml, 1 MiB)")
+                   help="larger request bodies get 413 before they are read (default: serving.max_request_bytes in "
+                        "params/settings.yaml, 1 MiB)")
     p.set_defaults(func=_serve)

@@ -12,7 +12,8 @@ from ..ops.runner import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 # %% ../../nbs/commands/92_governance.ipynb #4908eacb
 def register(sub):
     "Add the governance commands to the `mlcore` parser"
-    for verb, what in (("approve", "approve a validated version: moves alias 'champion' (four eyes: never the trainer)"),
+    for verb, what in (("approve",
+                        "approve a validated version: moves alias 'champion' (four eyes: never the trainer)"),
                        ("reject", "record a rejection of a version (removes alias 'challenger')")):
         p = sub.add_parser(verb, help=what)
         p.add_argument("model", help="registered model name, e.g. credit_pd")
@@ -22,9 +23,12 @@ def register(sub):
         p.set_defaults(func=_cmd_decide)
     a = sub.add_parser("audit", help="inspect the audit log of model lifecycle events")
     asub = a.add_subparsers(dest="audit_cmd", required=True)
-    asub.add_parser("verify", help="check the hash chain: exit 1 if any entry was edited, deleted or reordered").set_defaults(func=_cmd_verify)
+    asub.add_parser("verify",
+                    help="check the hash chain: exit 1 if any entry was edited, deleted or "
+                         "reordered").set_defaults(func=_cmd_verify)
     c = asub.add_parser("champion", help="which version was champion at a moment")
-    c.add_argument("model"); c.add_argument("--at", required=True, help="ISO date or time (UTC unless an offset is given)")
+    c.add_argument("model")
+    c.add_argument("--at", required=True, help="ISO date or time (UTC unless an offset is given)")
     c.set_defaults(func=_cmd_champion)
     l = asub.add_parser("log", help="print the audit log (optionally for one model)")
     l.add_argument("model", nargs="?")
@@ -44,7 +48,8 @@ def _cmd_decide(a)->int:
         print(f"mlcore {a.cmd}: refused: {e}", file=sys.stderr); return EXIT_FAILED
     publish_model_card(a.model, r["version"])
     if a.cmd == "approve":
-        print(f"{a.model} version {r['version']} approved by {by}; champion: {r['previous_champion'] or '(none)'} -> {r['version']}")
+        print(f"{a.model} version {r['version']} approved by {by}; champion: {r['previous_champion'] or '(none)'} -> "
+              f"{r['version']}")
     else: print(f"{a.model} version {r['version']} rejected by {by}")
     print(f"audit log: {AuditLog().path}")
     return EXIT_OK
@@ -65,7 +70,8 @@ def _cmd_champion(a)->int:
     from mlcore.registry.governance import AuditLog
     log = AuditLog()
     if probs := log.verify():
-        print(f"mlcore audit: the audit log is tampered; no answer from it: {probs[0]}", file=sys.stderr); return EXIT_FAILED
+        print(f"mlcore audit: the audit log is tampered; no answer from it: {probs[0]}", file=sys.stderr)
+        return EXIT_FAILED
     try: v = log.champion_at(a.model, a.at)
     except ValueError as e: print(f"mlcore audit: error: --at {a.at!r}: {e}", file=sys.stderr); return EXIT_USAGE
     print(f"{a.model} champion at {a.at}: " + (f"version {v}" if v else "none"))
@@ -76,5 +82,6 @@ def _cmd_log(a)->int:
     for e in AuditLog().entries():
         if a.model and e["model"] != a.model: continue
         ev = " ".join(f"{k}={v}" for k, v in e["evidence"].items() if v)
-        print(f"{e['seq']:>4} {e['ts']} {e['event']:<14} {e['model']} v{e['version']} by {e['who']}: {e['why']}" + (f" [{ev}]" if ev else ""))
+        print(f"{e['seq']:>4} {e['ts']} {e['event']:<14} {e['model']} v{e['version']} by {e['who']}: {e['why']}"
+              + (f" [{ev}]" if ev else ""))
     return EXIT_OK

@@ -23,7 +23,8 @@ def _parser()->argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a job notebook with papermill inside one MLflow run")
     r.add_argument("job", help="job name (a notebook in nbs/jobs/)")
     r.add_argument("-f", "--params-file", help="YAML file of job parameters, e.g. params/credit_pd/train.yaml")
-    r.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override one parameter (repeatable)")
+    r.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter (repeatable)")
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     r.add_argument("--log-output", action="store_true", help="echo cell output while running")
     sub.add_parser("jobs", help="list jobs with their parameters, types, defaults and comments")
@@ -41,7 +42,8 @@ def _ui_command(port:int=5000)->list:
     from mlcore.core.tracking import tracking_uri
     s = load_settings()
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(s),
-            "--default-artifact-root", str(s.path(s.tracking.artifact_root)), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+            "--default-artifact-root", str(s.path(s.tracking.artifact_root)), "--host", "127.0.0.1", "--port",
+            str(port), "--workers", "1"]
 
 def _cmd_run(a)->int:
     from mlcore.ops.runner import run_job
@@ -51,38 +53,44 @@ def _cmd_run(a)->int:
     print(res.summary())
     if res.error: print(f"  error: {res.error}", file=sys.stderr)
     for v in versions: print(f"  registered model:  {v.name} version {v.version}")
-    print(f"  open the MLflow UI: mlcore ui   (then http://127.0.0.1:5000/#/experiments/{res.experiment_id}/runs/{res.run_id})")
+    print("  open the MLflow UI: mlcore ui   (then "
+          f"http://127.0.0.1:5000/#/experiments/{res.experiment_id}/runs/{res.run_id})")
     return res.exit_code
 
-# %% ../../nbs/commands/90_main.ipynb #bdf4bcf9
+# %% ../../nbs/commands/90_main.ipynb #87100d10
+def _cmd_builtin(a)->int:
+    "The commands defined here: run, jobs, runs repair, ui"
+    if a.cmd == "run": return _cmd_run(a)
+    if a.cmd == "jobs":
+        from mlcore.ops.runner import describe_jobs
+        print(describe_jobs()); return EXIT_OK
+    if a.cmd == "runs" and a.runs_cmd == "repair":
+        from mlcore.ops.runner import repair_stale_runs
+        fixed = repair_stale_runs()
+        print(f"marked {len(fixed)} stale run(s) KILLED" + (": " + ", ".join(fixed) if fixed else "")); return EXIT_OK
+    if a.cmd == "ui":
+        cmd = _ui_command(a.port)
+        if a.print_only: print(" ".join(cmd)); return EXIT_OK
+        return subprocess.call(cmd)
+    return EXIT_USAGE
+
+# %% ../../nbs/commands/90_main.ipynb #ba57fe12
 def main(argv:list|None=None)->int:
     "Entry point of the `mlcore` command; returns the exit code"
     a = _parser().parse_args(argv)
     # a scheduler stops a job with SIGTERM: close the run as KILLED rather than leave it RUNNING
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        if hasattr(a, "func"): return a.func(a)
-        if a.cmd == "run": return _cmd_run(a)
-        if a.cmd == "jobs":
-            from mlcore.ops.runner import describe_jobs
-            print(describe_jobs()); return EXIT_OK
-        if a.cmd == "runs" and a.runs_cmd == "repair":
-            from mlcore.ops.runner import repair_stale_runs
-            fixed = repair_stale_runs()
-            print(f"marked {len(fixed)} stale run(s) KILLED" + (": " + ", ".join(fixed) if fixed else "")); return EXIT_OK
-        if a.cmd == "ui":
-            cmd = _ui_command(a.port)
-            if a.print_only: print(" ".join(cmd)); return EXIT_OK
-            return subprocess.call(cmd)
+    try: return a.func(a) if hasattr(a, "func") else _cmd_builtin(a)
     except ConfigError as e:
         print(f"mlcore: error: {e}", file=sys.stderr); return EXIT_USAGE
     except KeyboardInterrupt:
         print("mlcore: interrupted" + ("; the run was marked KILLED" if a.cmd == "run" else ""), file=sys.stderr)
         return EXIT_KILLED
+    # the environment's known failures get exit code 3; anything else is a bug and shows its traceback
     except Exception as e:
         from mlcore.core.spark import JavaMissing
         from mlcore.core.tracking import EnvironmentProblem
-        if isinstance(e, (JavaMissing, EnvironmentProblem)): print(f"mlcore: error: {e}", file=sys.stderr); return EXIT_ENV
+        if isinstance(e, (JavaMissing, EnvironmentProblem)):
+            print(f"mlcore: error: {e}", file=sys.stderr); return EXIT_ENV
         raise
-    return EXIT_USAGE

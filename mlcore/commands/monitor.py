@@ -24,7 +24,8 @@ def _cmd_monitor_history(a)->int:
     from mlcore.core.config import load_settings
     from mlcore.monitor.window import load_history
     h = load_history(load_settings().path(a.folder), a.model)
-    cols = [c for c in ("model", "version", "window", "action", "score_psi", "max_csi", "gini", "data_quality_issues") if c in h]
+    cols = [c for c in ("model", "version", "window", "action", "score_psi", "max_csi", "gini", "data_quality_issues")
+            if c in h]
     with pd.option_context("display.width", 200): print(h[cols].to_string(index=False) if len(h) else "(no windows)")
     return 0
 

@@ -85,10 +85,13 @@ def tracking_problem(text:str, # an error message (from this process or from a j
     "A clear explanation when `text` is a locked or unreachable tracking store, else None"
     if any(m in text for m in _LOCKED):
         return (f"the embedded SQLite tracking store ({uri}) stayed locked by other jobs writing at the same time. "
-                "SQLite is for one user running jobs one after another; for concurrent jobs use the team tracking server: "
-                "start it with `make tracking-server` and set MLFLOW_TRACKING_URI=http://127.0.0.1:5001 (see the README)")
+                "SQLite is for one user running jobs one after another; for concurrent jobs use the team tracking "
+                "server: "
+                "start it with `make tracking-server` and set MLFLOW_TRACKING_URI=http://127.0.0.1:5001 (see the "
+                "README)")
     if uri.startswith(("http://", "https://")) and any(m in text for m in _UNREACHABLE):
-        return (f"the MLflow tracking server {uri} is not reachable; start it (`make tracking-server`) or fix MLFLOW_TRACKING_URI. "
+        return (f"the MLflow tracking server {uri} is not reachable; start it (`make tracking-server`) or fix "
+                "MLFLOW_TRACKING_URI. "
                 "Retries are bounded by MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT")
     return None
 
@@ -109,7 +112,9 @@ def check_tracking(uri:str,          # tracking URI (see `tracking_uri`)
         db.parent.mkdir(parents=True, exist_ok=True)
         with open(db.with_name(db.name + ".init-lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try: MlflowClient(uri, uri).search_registered_models(max_results=1); MlflowClient(uri, uri).search_experiments(max_results=1)
+            try:
+                MlflowClient(uri, uri).search_registered_models(max_results=1)
+                MlflowClient(uri, uri).search_experiments(max_results=1)
             except mlflow.exceptions.MlflowException as e:
                 if msg := tracking_problem(str(e), uri): raise TrackingUnavailable(msg) from None
                 raise
@@ -124,7 +129,8 @@ def git_state(root:str|Path)->dict:
     commit = git("rev-parse", "HEAD")
     if commit is None: return {"commit": "unknown", "branch": "unknown", "dirty": "unknown"}
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD") or "unknown", "dirty": str(bool(dirty)).lower()}
+    return {"commit": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD") or "unknown",
+            "dirty": str(bool(dirty)).lower()}
 
 def trained_by()->str:
     "Identity of whoever runs this job (`MLCORE_USER`, else the login name)"
@@ -228,11 +234,13 @@ def parse_model_ref(ref:str # NAME@ALIAS, NAME/VERSION or NAME/latest
     "The one reading of a model reference; paths and URIs are refused (models come from the registry only)"
     ref = str(ref).strip()
     if ":/" in ref or ref.startswith(("/", ".", "~")):
-        raise ModelRefError(f"model reference '{ref}' is a path or URI; models are loaded only from the registry, as {REF_FORMS}")
+        raise ModelRefError(f"model reference '{ref}' is a path or URI; models are loaded only from the registry, as "
+                            f"{REF_FORMS}")
     name, at, alias = ref.partition("@")
     if at and name and alias and "/" not in ref: return ModelRef(name, alias=alias)
     name, slash, version = ref.rpartition("/")
-    if slash and name and "@" not in ref and (version.isdigit() or version == "latest"): return ModelRef(name, version=version)
+    if slash and name and "@" not in ref and (version.isdigit() or version == "latest"):
+        return ModelRef(name, version=version)
     raise ModelRefError(f"model reference '{ref}' must be {REF_FORMS}")
 
 # %% ../../nbs/core/02_tracking.ipynb #655da77b
@@ -251,17 +259,20 @@ def resolve_model_ref(ref:str|ModelRef,            # what the user wrote, or a p
         try: return c.get_model_version_by_alias(r.name, r.alias)
         except mlflow.exceptions.MlflowException:
             have = sorted((c.get_registered_model(r.name).aliases or {}))
-            raise ModelRefError(f"model '{r.name}' has no alias '{r.alias}'; aliases: {', '.join(have) or '(none)'}") from None
+            raise ModelRefError(f"model '{r.name}' has no alias '{r.alias}'; aliases: "
+                                f"{', '.join(have) or '(none)'}") from None
     if not vs: raise ModelRefError(f"registered model '{r.name}' has no versions")
     if r.version == "latest": return vs[-1]
     if match := [v for v in vs if str(v.version) == r.version]: return match[0]
-    raise ModelRefError(f"model '{r.name}' has no version {r.version}; versions: {', '.join(str(v.version) for v in vs)}")
+    raise ModelRefError(f"model '{r.name}' has no version {r.version}; versions: "
+                        f"{', '.join(str(v.version) for v in vs)}")
 
 def log_model_ref(ref:str, # the reference as given (NAME@ALIAS or NAME/VERSION)
                   version  # the version it resolved to
                  )->None:
     "Record on the active run which model a job was asked for and which version it used"
-    mlflow.set_tags({"mlcore.model.ref": str(ref), "mlcore.model.name": parse_model_ref(ref).name, "mlcore.model.version": str(version)})
+    mlflow.set_tags({"mlcore.model.ref": str(ref), "mlcore.model.name": parse_model_ref(ref).name,
+                     "mlcore.model.version": str(version)})
 
 # %% ../../nbs/core/02_tracking.ipynb #7b850396
 DECISION_CODES = {"none": 0, "warn": 10, "retrain": 20}  # a deciding job's verdict -> the exit code the scheduler sees
@@ -289,7 +300,8 @@ def read_decision(run_dir:str|Path # a job's run folder
     try: d = json.loads(f.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{f} is not valid JSON ({e})") from None
     if not isinstance(d, dict) or DECISION_CODES.get(d.get("action")) != d.get("exit_code"):
-        raise ValueError(f"{f} must hold an action among {list(DECISION_CODES)} with its exit code {DECISION_CODES}, got {d!r}")
+        raise ValueError(f"{f} must hold an action among {list(DECISION_CODES)} with its exit code {DECISION_CODES}, "
+                         f"got {d!r}")
     return d
 
 # %% ../../nbs/core/02_tracking.ipynb #1066aceb

@@ -17,7 +17,8 @@ GERMAN_CREDIT_NUMERIC = ["duration_in_month", "credit_amount", "installment_rate
     "number_of_people_being_liable_to_provide_maintenance_for"]
 GERMAN_CREDIT_CATEGORICAL = ["status_of_existing_checking_account", "credit_history", "purpose",
     "savings_account_and_bonds", "present_employment_since", "personal_status_and_sex",
-    "other_debtors_or_guarantors", "property", "other_installment_plans", "housing", "job", "telephone", "foreign_worker"]
+    "other_debtors_or_guarantors", "property", "other_installment_plans", "housing", "job", "telephone",
+    "foreign_worker"]
 PROTECTED_ATTRIBUTES = ["personal_status_and_sex", "age_in_years", "foreign_worker"]
 TARGET = "default"
 
@@ -33,7 +34,8 @@ def load_german_credit(path:str|Path|None=None # CSV in the bundled layout (defa
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     expected = GERMAN_CREDIT_NUMERIC + GERMAN_CREDIT_CATEGORICAL + ["creditability"]
     if missing := [c for c in expected if c not in raw.columns]:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected the German credit layout ({len(expected)} columns)")
+        raise ValueError(f"{path}: missing column(s) {missing}; expected the German credit layout ({len(expected)} "
+                         "columns)")
     df = raw[[c for c in raw.columns if c != "creditability"]].copy()
     for c in GERMAN_CREDIT_NUMERIC:
         num = pd.to_numeric(df[c], errors="coerce")

@@ -21,11 +21,13 @@ def feature_columns(df:pd.DataFrame, # modelling data
                    )->list:
     "Input columns: `include` or all but target and `exclude`; never an excluded column"
     if target not in df.columns: raise KeyError(f"target column '{target}' is not in the data")
-    if missing := [c for c in exclude if c not in df.columns]: raise KeyError(f"excluded column(s) {missing} are not in the data")
+    if missing := [c for c in exclude if c not in df.columns]:
+        raise KeyError(f"excluded column(s) {missing} are not in the data")
     cols = list(include) if include is not None else [c for c in df.columns if c != target and c not in exclude]
     if clash := [c for c in cols if c in exclude or c == target]:
         raise ValueError(f"column(s) {clash} may not be model inputs (target or excluded/protected)")
-    if unknown := [c for c in cols if c not in df.columns]: raise KeyError(f"input column(s) {unknown} are not in the data")
+    if unknown := [c for c in cols if c not in df.columns]:
+        raise KeyError(f"input column(s) {unknown} are not in the data")
     return cols
 
 # %% ../../nbs/models/30_baseline.ipynb #d729f87e

@@ -41,7 +41,9 @@ def calibration_check(y,               # observed default flags
 # %% ../../nbs/models/44_calibration.ipynb #bd16a3e5
 def check_master_scale(grades:list, cutoffs:list):
     "Fail unless there is one more grade than cut-offs and cut-offs rise strictly inside (0, 1)"
-    if len(grades) != len(cutoffs) + 1: raise ValueError(f"master scale needs one more grade than cut-offs; got {len(grades)} grades and {len(cutoffs)} cut-offs")
+    if len(grades) != len(cutoffs) + 1:
+        raise ValueError(f"master scale needs one more grade than cut-offs; got {len(grades)} grades and "
+                         f"{len(cutoffs)} cut-offs")
     if len(set(grades)) != len(grades): raise ValueError(f"master scale grades must be unique, got {grades}")
     c = np.asarray(cutoffs, dtype=float)
     if not ((np.diff(c) > 0).all() and (c > 0).all() and (c < 1).all()):
@@ -59,7 +61,10 @@ def assign_grade(pd_:np.ndarray, grades:list, cutoffs:list)->np.ndarray:
 def grade_report(y, pd_, grades:list, cutoffs:list)->pd.DataFrame:
     "Count, mean PD and observed default rate per grade (every grade, empty ones too)"
     g = assign_grade(pd_, grades, cutoffs)
-    d = pd.DataFrame({"grade": pd.Categorical(g, categories=grades), "pd": np.asarray(pd_, float), "outcome": np.asarray(y, float)})
-    t = d.groupby("grade", observed=False).agg(count=("pd", "size"), mean_pd=("pd", "mean"), default_rate=("outcome", "mean"))
+    d = pd.DataFrame({"grade": pd.Categorical(g, categories=grades), "pd": np.asarray(pd_, float),
+                      "outcome": np.asarray(y, float)})
+    t = d.groupby("grade", observed=False).agg(count=("pd", "size"), mean_pd=("pd", "mean"),
+                                               default_rate=("outcome", "mean"))
     lo, hi = [0.0, *cutoffs], [*cutoffs, 1.0]
-    return t.assign(pd_from=lo, pd_to=hi).reset_index()[["grade", "pd_from", "pd_to", "count", "mean_pd", "default_rate"]]
+    return t.assign(pd_from=lo,
+                    pd_to=hi).reset_index()[["grade", "pd_from", "pd_to", "count", "mean_pd", "default_rate"]]

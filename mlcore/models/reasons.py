@@ -36,15 +36,19 @@ def reason_texts(reasons:np.ndarray, texts:dict)->np.ndarray:
     "Approved text of every reason ('' where there is none)"
     return np.vectorize(lambda c: "" if c is None else texts[c], otypes=[object])(reasons)
 
+# %% ../../nbs/models/45_reasons.ipynb #62ddd90a
 def check_reason_texts(characteristics:list, texts:dict, protected:list=()):
     "Fail unless every model characteristic has an approved text and none is protected"
-    if clash := [c for c in characteristics if c in protected]: raise ValueError(f"protected attribute(s) {clash} may not be model inputs or reasons")
-    if missing := [c for c in characteristics if not texts.get(c)]: raise ValueError(f"no approved reason text for characteristic(s) {missing}; add them to reason_texts in params")
+    if clash := [c for c in characteristics if c in protected]:
+        raise ValueError(f"protected attribute(s) {clash} may not be model inputs or reasons")
+    if missing := [c for c in characteristics if not texts.get(c)]:
+        raise ValueError(f"no approved reason text for characteristic(s) {missing}; add them to reason_texts in params")
 
 # %% ../../nbs/models/45_reasons.ipynb #97ccee90
 def best_bins(binning:list)->list:
     "Index of the best bin (highest WoE among bins seen in training) of every characteristic"
-    return [int(max((i for i, b in enumerate(s["bins"]) if b["count"] > 0), key=lambda i: s["bins"][i]["woe"])) for s in binning]
+    return [int(max((i for i, b in enumerate(s["bins"]) if b["count"] > 0), key=lambda i: s["bins"][i]["woe"]))
+            for s in binning]
 
 def best_reference(binning:list)->np.ndarray:
     "WoE row (1 × characteristics) of the reference applicant: every characteristic in its best bin"
@@ -54,7 +58,8 @@ def counterfactual_lost(score_woe,        # function: WoE matrix -> score (point
                         W:np.ndarray,     # WoE matrix of the applicants (columns in `binning` order)
                         binning:list      # fitted binning specs of the model's characteristics
                        )->np.ndarray:
-    "Points gained by moving each characteristic alone to its best bin (negative gains count as 0): what faithfulness is judged by"
+    ("Points gained by moving each characteristic alone to its best bin (negative gains count as 0): what faithfulness "
+     "is judged by")
     base = score_woe(W)
     out = np.empty_like(W, dtype=float)
     for j, (s, b) in enumerate(zip(binning, best_bins(binning))):
@@ -92,7 +97,8 @@ def faithfulness(lost:np.ndarray,   # the ranking's points lost, rows × charact
     rows = n >= 2
     top = [(g[i, 0] > tol) and (g[i, 0] >= g[i, 1:n[i]] - tol).all() for i in np.flatnonzero(rows)]
     ranking = [(g[i, :n[i]-1] >= g[i, 1:n[i]] - tol).all() for i in np.flatnonzero(rows)]
-    return {"rows": int(rows.sum()), "top": float(np.mean(top)) if top else 1.0, "ranking": float(np.mean(ranking)) if ranking else 1.0}
+    return {"rows": int(rows.sum()), "top": float(np.mean(top)) if top else 1.0, "ranking": float(np.mean(ranking))
+            if ranking else 1.0}
 
 # %% ../../nbs/models/45_reasons.ipynb #7870db23
 def reason_frequencies(scored:pd.DataFrame # output of `CreditModel.score` (columns reason_1 ... reason_k)
@@ -102,5 +108,7 @@ def reason_frequencies(scored:pd.DataFrame # output of `CreditModel.score` (colu
     if not cols: raise ValueError("no reason_1 ... reason_k columns: pass the output of CreditModel.score")
     first = scored[cols[0]][scored[cols[0]] != ""].value_counts()
     anywhere = pd.Series(scored[cols].to_numpy().ravel()).loc[lambda s: s != ""].value_counts()
-    t = pd.DataFrame({"first": first, "any": anywhere}).fillna(0).astype(int).sort_values(["first", "any"], ascending=False)
-    return t.assign(first_share=t["first"]/len(scored), any_share=t["any"]/len(scored)).rename_axis("reason").reset_index()
+    t = pd.DataFrame({"first": first, "any": anywhere}).fillna(0).astype(int).sort_values(["first", "any"],
+                                                                                          ascending=False)
+    return t.assign(first_share=t["first"]/len(scored),
+                    any_share=t["any"]/len(scored)).rename_axis("reason").reset_index()

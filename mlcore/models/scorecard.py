@@ -22,7 +22,8 @@ def scaling(pdo:float=20.0,         # points to double the odds
             base_odds:float=50.0    # odds (non-default : default) at the base score
            )->tuple:
     "`(factor, offset)` of the points scale"
-    if pdo <= 0 or base_odds <= 0: raise ValueError(f"pdo and base_odds must be positive, got pdo={pdo}, base_odds={base_odds}")
+    if pdo <= 0 or base_odds <= 0:
+        raise ValueError(f"pdo and base_odds must be positive, got pdo={pdo}, base_odds={base_odds}")
     factor = pdo/np.log(2)
     return factor, base_score - factor*np.log(base_odds)
 
@@ -45,7 +46,8 @@ def points_table(binning:list,      # fitted binning specs of the model's charac
         b = coef[s["name"]]
         pts = [-factor*(b*x["woe"] + intercept/max(n, 1)) + offset/max(n, 1) for x in s["bins"]]
         best = max(p for p, x in zip(pts, s["bins"]) if x["count"] > 0)
-        rows += [{"characteristic": s["name"], "bin_index": i, "bin": x["bin"], "count": x["count"], "defaults": x["defaults"],
+        rows += [{"characteristic": s["name"], "bin_index": i, "bin": x["bin"], "count": x["count"],
+                  "defaults": x["defaults"],
                   "woe": x["woe"], "coefficient": b, "points": p, "points_lost": max(best - p, 0.0)}
                  for i, (x, p) in enumerate(zip(s["bins"], pts))]
     return pd.DataFrame(rows)
@@ -63,7 +65,8 @@ def fit_binner(est, X, y):
         if (kind := type_of_target(y, input_name="y", raise_unknown=True)) != "binary":
             raise ValueError(f"Only binary classification is supported (default 0/1). The type of the target is {kind}."
                              + (" Unknown label type: continuous." if kind == "continuous" else ""))
-    est.binner_ = WoEBinner(est.monotonic_trend, est.min_bin_size, est.max_prebins, est.special_values, est.categorical).fit(X, y)
+    est.binner_ = WoEBinner(est.monotonic_trend, est.min_bin_size, est.max_prebins, est.special_values,
+                            est.categorical).fit(X, y)
     est.n_features_in_ = est.binner_.n_features_in_
     if hasattr(est.binner_, "feature_names_in_"): est.feature_names_in_ = est.binner_.feature_names_in_
     est.classes_ = est.binner_.classes_
@@ -73,9 +76,11 @@ def fit_binner(est, X, y):
 class ScorecardModel(ClassifierMixin, BaseEstimator):
     "WoE binning, characteristic selection and logistic regression with points scaling"
     def __init__(self, monotonic_trend="auto", min_bin_size=0.05, max_prebins=20, special_values=(), categorical=None,
-                 min_iv=0.02, max_corr=0.7, protected=(), C=1.0, max_iter=1000, pdo=20.0, base_score=600.0, base_odds=50.0):
+                 min_iv=0.02, max_corr=0.7, protected=(), C=1.0, max_iter=1000, pdo=20.0, base_score=600.0,
+                 base_odds=50.0):
         self.monotonic_trend, self.min_bin_size, self.max_prebins = monotonic_trend, min_bin_size, max_prebins
-        self.special_values, self.categorical, self.min_iv, self.max_corr = special_values, categorical, min_iv, max_corr
+        self.special_values, self.categorical = special_values, categorical
+        self.min_iv, self.max_corr = min_iv, max_corr
         self.protected, self.C, self.max_iter = protected, C, max_iter
         self.pdo, self.base_score, self.base_odds = pdo, base_score, base_odds
 
@@ -93,7 +98,8 @@ class ScorecardModel(ClassifierMixin, BaseEstimator):
             if not (bad := implausible_signs(coef)): break
             c = max(bad, key=bad.get)
             dropped.append({"characteristic": c, "iv": float(self.binner_.iv_[c]),
-                            "reason": f"coefficient {bad[c]:+.3f} has an implausible sign (higher WoE would raise the PD)"})
+                            "reason": f"coefficient {bad[c]:+.3f} has an implausible sign (higher WoE would raise the "
+                                      "PD)"})
             kept.remove(c)
         self.selected_, self.coef_, self.intercept_ = kept, coef, intercept
         self.dropped_ = pd.DataFrame(dropped, columns=["characteristic", "iv", "reason"])
@@ -105,7 +111,8 @@ class ScorecardModel(ClassifierMixin, BaseEstimator):
             self.n_iter_ = np.array([0])
             return {}, float(np.log(event.mean()/(1 - event.mean())))
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter, warm_start=prev is not None)
-        if prev is not None:  # a refit without one characteristic starts from the previous solution: far fewer iterations
+        # a refit without one characteristic starts from the previous solution: far fewer iterations
+        if prev is not None:
             lr.coef_, lr.intercept_ = np.array([[prev[0][c] for c in W.columns]]), np.array([prev[1]])
         lr.fit(W.to_numpy(), event)
         self.n_iter_ = lr.n_iter_ + (self.n_iter_ if prev is not None else 0)  # solver iterations over all fits
