@@ -17,7 +17,7 @@ help:
 	@echo "make ui     - open the MLflow UI on http://127.0.0.1:5000"
 	@echo "make sync   - nbdev_export + nbdev_clean after editing notebooks"
 	@echo "make readme - regenerate README.md from nbs/index.ipynb"
-	@echo "make lint   - ruff (correctness rules) over mlcore/, tests/ and notebooks"
+	@echo "make lint   - ruff over mlcore/ (correctness, unused imports, asserts, line length), tests/, notebooks, tools/, bench/"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlcore needs Python 3.11 or newer; found " + sys.version.split()[0])'
@@ -167,7 +167,7 @@ run-book: $(STAMP)
 
 # --- robustness ---
 .PHONY: golden
-# The golden record of the credit PD flow (tests/golden/credit_pd.json), checked by tests/test_golden.py. Re-record only
+# The golden record of the credit PD flow (tests/golden/credit_pd.json), checked by tests/project/test_golden.py. Re-record only
 # when a change of results is intended, and say so in the commit.
 golden: $(STAMP) check-java
 	$(PY) tests/golden.py
@@ -179,7 +179,7 @@ soak: $(STAMP)
 	$(PY) bench/soak_serving.py --seconds $${SOAK_SECONDS:-300} --rate 40 --clients 4 --rss-bound-mb 50
 # the property-based tests with ten times the examples `make test` uses
 fuzz: $(STAMP) check-java
-	MLCORE_FUZZ_EXAMPLES=600 $(BIN)/pytest -s tests/test_fuzz_params.py tests/test_fuzz_contracts.py tests/test_fuzz_scoring.py tests/test_fuzz_service.py
+	MLCORE_FUZZ_EXAMPLES=600 $(BIN)/pytest -s tests/ops/test_fuzz_params.py tests/data/test_fuzz_contracts.py tests/inference/test_fuzz_scoring.py tests/inference/test_fuzz_service.py
 
 # --- reliability ---
 .PHONY: tracking-server soak-concurrency test-spark-faults
@@ -191,9 +191,9 @@ tracking-server: $(STAMP)
 # 8 real trainings started at once, on the tracking server (PostgreSQL) and on the embedded SQLite file (make test runs 4),
 # and SQLite locked by another writer while a job runs
 soak-concurrency: $(STAMP) check-java
-	MLCORE_SOAK_JOBS=8 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_concurrency.py tests/test_reliability_server.py \
+	MLCORE_SOAK_JOBS=8 $(BIN)/pytest -s -p no:cacheprovider tests/ops/test_reliability_concurrency.py tests/ops/test_reliability_server.py \
 	  -k "concurrent or locked_mid_run"
 
 # a Spark worker SIGKILLed (with its executor) during a batch score on a 2-worker standalone cluster (about 3-4 minutes)
 test-spark-faults: $(STAMP) check-java
-	MLCORE_SPARK_FAULTS=1 $(BIN)/pytest -s -p no:cacheprovider tests/test_reliability_faults.py -k "worker"
+	MLCORE_SPARK_FAULTS=1 $(BIN)/pytest -s -p no:cacheprovider tests/ops/test_reliability_faults.py -k "worker"

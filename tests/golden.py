@@ -3,7 +3,7 @@ model choice, validation values and gate verdicts, the scored partition, the mon
 data, so that a restructure can prove the results unchanged.
 
     .venv/bin/python tests/golden.py            # `make golden`: run the flow in a scratch copy, write tests/golden/credit_pd.json
-    tests/test_golden.py                        # runs the flow again and compares, floats to 1e-12
+    tests/project/test_golden.py                        # runs the flow again and compares, floats to 1e-12
 
 The flow runs in a throwaway project (`MLCORE_HOME`: a copy of params/, nbs/jobs/ and the bundled data) with its own
 MLflow store, runs folder and audit log, so it never touches the project's own."""

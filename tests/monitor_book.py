@@ -1,8 +1,8 @@
 """Test support for monitoring: a baseline PD model with its frozen reference, scoring, and a small stand-in for the
 synthetic loan book with the same schema and drift knobs.
 
-The 24-month scenario (tests/test_monitor_scenario.py) runs on the real generator, `mlcore.data.synthetic.generate_loan_book`.
-`standin_book` remains for the quick two-month cases in tests/test_monitor_job.py and tests/test_drift_engines.py,
+The 24-month scenario (tests/monitor/test_monitor_scenario.py) runs on the real generator, `mlcore.data.synthetic.generate_loan_book`.
+`standin_book` remains for the quick two-month cases in tests/monitor/test_monitor_job.py and tests/stats/test_drift_engines.py,
 which need a break in one month only (the generator's breaks persist from their start month)."""
 import math
 import numpy as np

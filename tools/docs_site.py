@@ -48,7 +48,7 @@ A search-free but complete index: every public exported symbol with its one-line
 
 `build_site` ties it together. Executed notebooks are cached under `cache` keyed by a hash of the notebook, the library and `params/`, so rebuilding after editing one notebook re-executes only that notebook (and everything after a library change). `execute="api"` runs only what the API entries need (exported cells, imports and `show_doc` cells), for a quick preview; `execute="all"` (the default) runs everything. `skip_kinds` leaves tutorials or jobs unexecuted and `full` limits full execution to a few pages: the docs test uses both, because the notebook tests already run every notebook and executing all of them twice costs minutes on two cores. Two notebooks run at a time.
 
-Building the whole site executes every notebook, which takes minutes on two cores, so it runs in `make docs` and in `tests/test_docs.py`, not here.
+Building the whole site executes every notebook, which takes minutes on two cores, so it runs in `make docs` and in `tests/project/test_docs.py`, not here.
 
 ## Command line
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve, brier_score_loss
-from ..stats.metrics import _check, ks, jeffreys_p, binomial_p, jeffreys_interval, calibration_ratio
+from ..stats.metrics import _check, ks, jeffreys_p, binomial_p, calibration_both_ways
 from ..stats.drift import fit_reference, stability
 from ..core.config import ConfigError
 from ..core.config import read_yaml, ConfigError, did_you_mean
@@ -143,9 +143,8 @@ def calibration_table(y, p, grades, # grade of each obligor
 def _two_sided(t:pd.DataFrame, alpha:float=0.05)->pd.DataFrame:
     "Add the calibration ratio, the Jeffreys interval of the default rate and the two-sided p-values"
     rows = list(t.itertuples())
-    t["calibration_ratio"] = [calibration_ratio(r.n, r.defaults, r.pd) for r in rows]
-    t["odr_lo"], t["odr_hi"] = zip(*[jeffreys_interval(r.n, r.defaults, alpha) for r in rows])
-    t["jeffreys_p_two_sided"] = [jeffreys_p(r.n, r.defaults, r.pd, "both") for r in rows]
+    both = [calibration_both_ways(r.n, r.defaults, r.pd, alpha) for r in rows]
+    for k in ("calibration_ratio", "odr_lo", "odr_hi", "jeffreys_p_two_sided"): t[k] = [f[k] for f in both]
     t["binomial_p_two_sided"] = [binomial_p(r.n, r.defaults, r.pd, "both") for r in rows]
     return t
 
@@ -369,6 +368,16 @@ def _group_rates(y, rejected, g)->pd.DataFrame:
     return t.astype({"n": int, "n_good": int, "n_bad": int})
 
 # %% ../../nbs/evaluation/50_battery.ipynb #a4455413
+def _group_row(attr:str, grp, r, alpha:float)->dict:
+    "One group's counts and rates, each rate with its Wilson interval"
+    row = {"attribute": attr, "group": grp, "n": r.n, "n_good": r.n_good, "n_bad": r.n_bad}
+    for rate, den in _RATES.items():
+        row[rate] = r[rate]
+        ci = wilson_ci(round(r[rate]*r[den]), r[den], alpha) if r[den] else (np.nan, np.nan)
+        row[f"{rate}_lo"], row[f"{rate}_hi"] = ci
+    return row
+
+# %% ../../nbs/evaluation/50_battery.ipynb #07384283
 def fairness_table(y, p, groups:dict, # attribute -> group label per obligor
                    cutoff:float,      # approve when PD < cutoff
                    min_group:int=20,  # groups whose denominator is smaller are reported but not used for gaps
@@ -381,12 +390,7 @@ def fairness_table(y, p, groups:dict, # attribute -> group label per obligor
     for attr, g in groups.items():
         t = _group_rates(y, rejected, np.asarray(g).astype(str))
         for grp, r in t.iterrows():
-            row = {"attribute": attr, "group": grp, "n": r.n, "n_good": r.n_good, "n_bad": r.n_bad}
-            for rate, den in _RATES.items():
-                row[rate] = r[rate]
-                row[f"{rate}_lo"], row[f"{rate}_hi"] = wilson_ci(round(r[rate]*r[den]), r[den],
-                                                                 alpha) if r[den] else (np.nan, np.nan)
-            per.append(row)
+            per.append(_group_row(attr, grp, r, alpha))
         for rate, den in _RATES.items():
             ok = t[t[den] >= min_group].dropna(subset=[rate])
             if len(ok) < 2: continue
@@ -396,8 +400,9 @@ def fairness_table(y, p, groups:dict, # attribute -> group label per obligor
             gaps.append({"attribute": attr, "rate": rate, "highest": hi_, "lowest": lo_, "gap": gap, "gap_lo": glo,
                          "gap_hi": ghi, "groups_compared": len(ok)})
     gap_cols = ["attribute", "rate", "highest", "lowest", "gap", "gap_lo", "gap_hi", "groups_compared"]
-    counts = {"n": int, "n_good": int, "n_bad": int}
-    return pd.DataFrame(per).astype(counts), pd.DataFrame(gaps, columns=gap_cols)
+    per_cols = ["attribute", "group", "n", "n_good", "n_bad", *[f"{r}{x}" for r in _RATES for x in ("", "_lo", "_hi")]]
+    counts = {"n": int, "n_good": int, "n_bad": int}   # no protected attribute: empty tables with their columns
+    return pd.DataFrame(per, columns=per_cols).astype(counts), pd.DataFrame(gaps, columns=gap_cols)
 
 # %% ../../nbs/evaluation/50_battery.ipynb #a76e0cbf
 LIGHTS = ["green", "amber", "red"]

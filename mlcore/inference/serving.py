@@ -224,7 +224,7 @@ class _RequestScorer:
         ms = (time.perf_counter() - t0)*1000
         if self.log:
             for rec, d in zip(records, out):
-                self.log.write(request_id=rid, status="ok", model=self.info.get("name"),
+                self.log.write(request_id=rid, status="ok", ref=self.info.get("ref"), model=self.info.get("name"),
                                version=self.info.get("version"),
                                input_fingerprint=self.log.fingerprint(rec), output=d, latency_ms=round(ms, 3))
         return out, None

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..stats.drift import drift_table, summarise, spark_summarise, bin_labels
-from ..stats.metrics import auc, jeffreys_p, jeffreys_interval, calibration_ratio
+from ..stats.metrics import auc, calibration_both_ways
 from ..core.tracking import DECISION_CODES, parse_model_ref, resolve_model_ref
 from ..core.spark import spark_session
 
@@ -94,11 +94,9 @@ def calibration_figures(n:int,          # obligors
                         alpha:float=0.05 # two-sided test level
                        )->dict:
     "Calibration ratio, two-sided Jeffreys p-value and interval, and which way the PD misses"
-    lo, hi = jeffreys_interval(n, defaults, alpha)
-    p = jeffreys_p(n, defaults, pd_mean, "both")
-    miss = "in line" if p >= alpha else "PD too high" if pd_mean > defaults/n else "PD too low"
-    return {"calibration_ratio": calibration_ratio(n, defaults, pd_mean), "jeffreys_p": p,
-            "odr_lo": lo, "odr_hi": hi, "direction": miss}
+    f = calibration_both_ways(n, defaults, pd_mean, alpha)
+    return {"calibration_ratio": f["calibration_ratio"], "jeffreys_p": f["jeffreys_p_two_sided"],
+            "odr_lo": f["odr_lo"], "odr_hi": f["odr_hi"], "direction": f["direction"]}
 
 # %% ../../nbs/monitor/65_window.ipynb #0f8c1dee
 def backtest(df:pd.DataFrame,          # window with matured outcomes
@@ -288,9 +286,9 @@ def load_reference(model:str # registered model version: NAME@ALIAS or NAME/VERS
     "(frozen reference, model info: the reference as given, name, version, alias, training run and its metrics)"
     import mlflow
     from mlflow.tracking import MlflowClient
-    mv = resolve_model_ref(model)
-    info = {"ref": model, "name": mv.name, "version": str(mv.version), "alias": parse_model_ref(model).alias,
-            "run_id": mv.run_id}
+    r = parse_model_ref(model)
+    mv = resolve_model_ref(r)
+    info = {"ref": model, "name": mv.name, "version": str(mv.version), "alias": r.alias, "run_id": mv.run_id}
     try: ref = mlflow.artifacts.load_dict(f"runs:/{info['run_id']}/{REFERENCE_ARTIFACT}")
     except (mlflow.exceptions.MlflowException, OSError) as e:
         raise FileNotFoundError(f"{model} (version {info['version']}, run {info['run_id']}) has no frozen reference "

@@ -1,5 +1,5 @@
 """The docs-site builder (tools/docs_site.py, project tooling outside the runtime package): pages, execution, API entries,
-job parameters, rendering and the symbol index, each on a small example; tests/test_docs.py builds and browses the real site."""
+job parameters, rendering and the symbol index, each on a small example; tests/project/test_docs.py builds and browses the real site."""
 import base64, io, sys
 from pathlib import Path
 import nbformat

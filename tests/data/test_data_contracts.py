@@ -7,6 +7,7 @@ from mlcore.data.catalog import save, validate_dataset
 from mlcore.data.contracts import ContractError, cast_to_contract, compile_rule, contract_from_dict, to_pandas, validate
 from mlcore.data.datasets import german_credit_path
 from mlcore.data.synthetic import generate_loan_book
+from datakit import corrupted_german_credit
 
 
 def canon(df):
@@ -16,18 +17,6 @@ def canon(df):
         if isinstance(x, (float, np.floating)) and float(x).is_integer(): return int(x)
         return x.item() if hasattr(x, "item") else x
     return sorted((tuple(v(x) for x in r) for r in df.itertuples(index=False)), key=repr)
-
-
-def corrupted_german_credit(path):
-    "German credit with nine corrupted rows and one duplicate; returns the raw frame written"
-    raw = pd.read_csv(german_credit_path(), dtype=str, keep_default_na=False)
-    edits = {3: ("purpose", "yacht"), 10: ("credit_amount", "-500"), 20: ("credit_amount", "5000000"),
-             30: ("duration_in_month", "999"), 40: ("age_in_years", "17"), 41: ("age_in_years", "101"),
-             50: ("creditability", ""), 60: ("creditability", "maybe"), 80: ("duration_in_month", "0")}
-    for i, (c, val) in edits.items(): raw.loc[i, c] = val
-    raw = pd.concat([raw, raw.iloc[[70]]], ignore_index=True)
-    raw.to_csv(path, index=False)
-    return raw, sorted(edits) + [len(raw) - 1]
 
 
 @pytest.mark.spark

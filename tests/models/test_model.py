@@ -281,7 +281,7 @@ def test_train_job_shows_and_logs_no_applicant_rows(store, gc):
     import mlflow
     from mlflow.models import Model
     from mlcore.ops.runner import run_job
-    res = run_job("train", Path(__file__).parents[1] / "params" / "credit_pd" / "train.yaml",
+    res = run_job("train", Path(__file__).parents[2] / "params" / "credit_pd" / "train.yaml",
                   overrides=["search_iter=1", "search_cv=2", "calibration_cv=2"])
     assert res.status == "FINISHED", res.error
     cols = [c for c in gc.columns if c != "default"]

@@ -194,3 +194,12 @@ def test_library_lines_fit_the_configured_length():
     long = [f"{p.relative_to(ROOT)}:{i}: {len(line)} columns" for p, mod in library_modules() if mod != "_modidx"
             for i, line in enumerate(p.read_text().splitlines(), 1) if len(line) > limit and not line.startswith("__all__ = ")]
     assert not long, f"library lines over {limit} columns (wrap them in the notebook):\n" + "\n".join(long)
+
+
+def test_tests_mirror_the_layout():
+    "Each test module sits in the folder of the library layer it tests (tests/data, tests/models, ...), or in tests/project"
+    layers = {p.name for p in (ROOT / "mlcore").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))} | {"project"}
+    stray = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
+             if p.parent.parent != ROOT / "tests" or p.parent.name not in layers]
+    assert not stray, f"test modules outside the layer folders: {stray}"
+    assert {p.parent.name for p in (ROOT / "tests").rglob("test_*.py")} <= layers

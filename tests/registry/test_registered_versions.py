@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("registered_*"))
+FIXTURES = sorted((Path(__file__).parents[1] / "fixtures").glob("registered_*"))
 
 
 def _relocate(src: Path, dst: Path) -> Path:

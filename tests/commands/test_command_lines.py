@@ -13,7 +13,7 @@ import yaml
 from mlcore.commands.main import _parser
 from mlcore.ops.runner import job_notebook, job_parameters, resolve_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$|\.\.\.$")   # JOB, MODEL, VERSION, ... in documentation
 
 

@@ -1,7 +1,7 @@
 """`mlcore data` end to end: a corrupted German credit copy is quarantined exactly, with reasons."""
 import pandas as pd
 from conftest import cli
-from test_data_contracts import corrupted_german_credit
+from datakit import corrupted_german_credit
 
 
 def test_validate_quarantines_exactly_the_bad_rows(tmp_path, store):

@@ -17,7 +17,9 @@ def listening(pid: int) -> set:
 
 
 def test_server_defaults_are_loopback():
-    from mlcore import docs
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import docs_site as docs   # the docs-site builder (project tooling)
     from mlcore.commands import main as cli, deploy as cli_deploy
     from mlcore.inference import serving
     from mlcore.core.spark import spark_conf
