@@ -253,6 +253,22 @@ def _anchors(soup):
             if not soup.find(id=aid): h.insert(0, soup.new_tag("a", id=aid, **{"class": "api-anchor"}))
             h.parent["class"] = h.parent.get("class", []) + ["api-entry"]
 
+_CODE_SPAN = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$\w])\$(?=\S)([^$\n]+?)(?<=\S)\$(?!\w)", re.S)
+
+def math_to_mathml(md:str, where:str="")->str:
+    "Markdown with its LaTeX (`$...$` inline, `$$...$$` display) replaced by MathML made at build time; code left alone"
+    from latex2mathml.converter import convert
+    def one(m):
+        tex, display = (m.group(1), "block") if m.group(1) is not None else (m.group(2), "inline")
+        try: return convert(tex.strip(), display=display)
+        except Exception as e:   # latex2mathml raises its own types; the build names the formula instead
+            raise NotebookFailed(f"{where}: formula {m.group(0)[:80]!r} cannot be turned into MathML: {e}") from None
+    out, last = [], 0
+    for c in _CODE_SPAN.finditer(md):
+        out += [_MATH.sub(one, md[last:c.start()]), c.group(0)]; last = c.end()
+    return "".join(out + [_MATH.sub(one, md[last:])])
+
 def render_body(nb)->str:
     "HTML of a processed notebook's cells (nbconvert's basic template, no prompts)"
     from nbconvert import HTMLExporter
@@ -310,7 +326,10 @@ def frame(title:str, body:str, pages:list, current:str, site_title:str="mlcore")
 def render_page(nb, page:Page, pages:list, doc_prefix:str="")->str:
     "Full HTML of one executed notebook's page"
     from bs4 import BeautifulSoup
-    soup = BeautifulSoup(render_body(_tidy(nb)), "html.parser")
+    nb = _tidy(nb)
+    for c in nb.cells:
+        if c.cell_type == "markdown": c.source = math_to_mathml(c.source, str(page.src))
+    soup = BeautifulSoup(render_body(nb), "html.parser")
     _relink(soup, page.url, {str(p.src.with_suffix(".ipynb")).replace(os.sep, "/"): p.url for p in pages}, doc_prefix)
     _anchors(soup)
     return frame(page.title, str(soup), pages, page.url)

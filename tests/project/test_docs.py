@@ -176,7 +176,10 @@ class Browser:
             text: document.querySelector('main') ? document.querySelector('main').innerText.length : 0,
             entries: document.querySelectorAll('.api-entry').length,
             brokenImages: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length,
-            cssRules: Array.from(document.styleSheets).reduce((n, s) => n + s.cssRules.length, 0)})""")["result"]["value"]
+            cssRules: Array.from(document.styleSheets).reduce((n, s) => n + s.cssRules.length, 0),
+            latexSource: (document.querySelector('main') || document.body).innerText.includes('$$'),
+            mathShown: Array.from(document.querySelectorAll('math')).filter(m => {
+                const r = m.getBoundingClientRect(); return r.width > 0 && r.height > 0}).length})""")["result"]["value"]
         if shot:
             png = self.call("Page.captureScreenshot", format="png")["data"]
             Path(shot).write_bytes(base64.b64decode(png))
@@ -244,3 +247,10 @@ def test_browser_check_catches_console_errors(served, browser, site):
     finally: bad.unlink()
     text = " ".join(errors)
     assert "boom" in text and "undefinedFunction" in text and "404" in text, errors
+
+
+def test_formulas_render_offline(served, browser):
+    "Formulas are MathML made at build time: the browser shows them (non-zero size) and no LaTeX source is left in the text"
+    for page in ("models/binning.html", "stats/drift.html"):
+        errors, facts = browser.visit(f"{served}/{page}", SHOTS/(page.replace("/", "_").replace(".html", "_math.png")))
+        assert errors == [] and not facts["latexSource"] and facts["mathShown"] > 0, (page, facts)

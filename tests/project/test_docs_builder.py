@@ -100,3 +100,12 @@ def test_symbol_index_links_every_public_symbol():
 
 def test_build_refuses_an_unknown_execute_mode():
     with pytest.raises(ValueError, match="execute must be 'all', 'api' or 'none'"): site.build_site(execute="some")
+
+
+def test_latex_becomes_mathml_at_build_time():
+    md = r"WoE: $$\mathrm{WoE}_i = \ln\frac{g_i/G}{b_i/B}$$ per bin $i$; code `$x$` and prices $5 and $10 stay as written."
+    out = site.math_to_mathml(md, "toy.ipynb")
+    assert out.count("<math") == 2 and 'display="block"' in out and 'display="inline"' in out and "$$" not in out
+    assert "`$x$`" in out and "$5 and $10" in out
+    with pytest.raises(site.NotebookFailed, match=r"toy.ipynb: formula .* cannot be turned into MathML"):
+        site.math_to_mathml(r"a $\left(x$ b", "toy.ipynb")   # no \right
