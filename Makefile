@@ -55,7 +55,7 @@ run: $(STAMP) check-java
 	  echo "monitor verdict: $$a (exit code $$rc; a scheduler acts on it; the reasons are listed above)"; \
 	  if [ $$rc -ne 0 ]; then echo "  as it should be: the champion learned German credit's 30% default rate and scores a book"; \
 	  echo "  with about 6%, so its PDs are several times too high; make run scores with the approved model as it is and"; \
-	  echo "  lets the monitor send it back (recalibrating is a model change: retrain, validate, approve; see the README)"; fi
+	  echo "  lets the monitor send it back (recalibrating is a model change: retrain, validate, approve; see nbs/guides/01_credit_pd.ipynb)"; fi
 	@echo ""
 	@echo "Results:"
 	@echo "  MLflow runs, models, reports:  make ui   (http://127.0.0.1:5000; experiments credit_pd, synthetic)"

@@ -80,7 +80,7 @@ def page_url(src:str|Path # notebook path relative to the notebooks folder
     stem = re.sub(r"^\d+[_-]", "", p.stem)
     return posixpath.join(*p.parent.parts, f"{stem}.html") if p.parent.parts else f"{stem}.html"
 
-_KINDS = {"jobs": "job", "tutorials": "tutorial"}
+_KINDS = {"jobs": "job", "tutorials": "tutorial", "guides": "guide"}
 
 def _title(nb)->str:
     for c in nb.cells:
@@ -96,7 +96,7 @@ def discover(nbs:str|Path # the notebooks folder
         if any(part.startswith((".", "_")) for part in rel.parts): continue
         kind = "home" if rel == Path("index.ipynb") else _KINDS.get(rel.parts[0], "library") if len(rel.parts) > 1 else "library"
         pages.append(Page(rel, kind, page_url(rel), _title(nbformat.read(p, as_version=4)) or rel.stem))
-    order = {"home": 0, "library": 1, "tutorial": 2, "job": 3}
+    order = {"home": 0, "guide": 1, "library": 2, "tutorial": 3, "job": 4}
     return sorted(pages, key=lambda pg: (order[pg.kind], str(pg.src)))
 
 def _directives(src:str)->set:
@@ -242,6 +242,8 @@ def _relink(soup, page_url:str, urls:dict, doc_prefix:str):
             a["href"] = rel(h[len(doc_prefix):].lstrip("/")) if h[len(doc_prefix):].lstrip("/") else rel("index.html")
         elif not re.match(r"^[a-z][a-z0-9+.-]*:|^#", h) and (m := re.match(r"^([^#?]*\.ipynb)(#.*)?$", h)):
             target = posixpath.normpath(posixpath.join(here, m.group(1)))
+            if target not in urls and m.group(1).startswith("nbs/"):   # a README link (from the project root)
+                target = posixpath.normpath(m.group(1)[len("nbs/"):])
             if target in urls: a["href"] = rel(urls[target]) + (m.group(2) or "")
 
 def _anchors(soup):
@@ -302,7 +304,7 @@ _ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width
 def _sidebar(pages:list, current:str)->str:
     here = posixpath.dirname(current)
     rel = lambda u: posixpath.relpath(u, here or ".")
-    groups = [("Library", "library"), ("Tutorials", "tutorial"), ("Jobs", "job")]
+    groups = [("Guides", "guide"), ("Library", "library"), ("Tutorials", "tutorial"), ("Jobs", "job")]
     out = [f'<a class="brand" href="{rel("index.html")}">mlcore</a><ul>'
            f'<li><a href="{rel("index.html")}"{" class=current" if current == "index.html" else ""}>Home</a></li>'
            f'<li><a href="{rel("reference.html")}"{" class=current" if current == "reference.html" else ""}>Symbol index</a></li></ul>']

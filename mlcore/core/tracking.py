@@ -86,9 +86,8 @@ def tracking_problem(text:str, # an error message (from this process or from a j
     if any(m in text for m in _LOCKED):
         return (f"the embedded SQLite tracking store ({uri}) stayed locked by other jobs writing at the same time. "
                 "SQLite is for one user running jobs one after another; for concurrent jobs use the team tracking "
-                "server: "
-                "start it with `make tracking-server` and set MLFLOW_TRACKING_URI=http://127.0.0.1:5001 (see the "
-                "README)")
+                "server: start it with `make tracking-server` and set MLFLOW_TRACKING_URI=http://127.0.0.1:5001 "
+                "(see nbs/guides/03_deploying.ipynb)")
     if uri.startswith(("http://", "https://")) and any(m in text for m in _UNREACHABLE):
         return (f"the MLflow tracking server {uri} is not reachable; start it (`make tracking-server`) or fix "
                 "MLFLOW_TRACKING_URI. "

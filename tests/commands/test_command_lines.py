@@ -66,19 +66,32 @@ def _from_makefile() -> list:
     return [c for l in text.splitlines() for c in _split(f"Makefile: {l.strip()[:60]}", l, r"(?:\$\(BIN\)|\.venv/bin)/")]
 
 
-def _from_readme() -> list:
-    text = (ROOT / "README.md").read_text()
+def _from_docs(name: str, text: str) -> list:
     blocks = [l for b in re.findall(r"```(?:sh|bash)?\n(.*?)```", text, re.S) for l in b.splitlines()]
     spans = re.findall(r"`(mlcore [^`\n]*)`", text)
-    return [c for l in blocks + spans for c in _split(f"README: {l.strip()[:60]}", l, r"(?:^|(?<=/)|(?<=\$ ))")]
+    return [c for l in blocks + spans for c in _split(f"{name}: {l.strip()[:60]}", l, r"(?:^|(?<=/)|(?<=\$ ))")]
 
 
-COMMANDS = _from_manifests() + _from_dockerfile() + _from_makefile() + _from_readme()
+def _from_readme() -> list:
+    return _from_docs("README", (ROOT / "README.md").read_text())
+
+
+def _from_guides() -> list:
+    "The guides (nbs/guides/*.ipynb): the README's detail, as docs pages"
+    import json
+    out = []
+    for p in sorted((ROOT / "nbs" / "guides").glob("*.ipynb")):
+        text = "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "markdown")
+        out += _from_docs(f"guide {p.stem}", text)
+    return out
+
+
+COMMANDS = _from_manifests() + _from_dockerfile() + _from_makefile() + _from_readme() + _from_guides()
 
 
 def test_every_source_was_read():
     wheres = {w.split(":")[0] for w, _ in COMMANDS}
-    assert {"deploy/Dockerfile", "Makefile", "README"} <= wheres, wheres
+    assert {"deploy/Dockerfile", "Makefile", "README", "guide 02_operating", "guide 03_deploying"} <= wheres, wheres
     assert sum(w.startswith("deploy/k8s/") for w, _ in COMMANDS) >= 4, COMMANDS
     assert len(COMMANDS) >= 30, len(COMMANDS)
 
