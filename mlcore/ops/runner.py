@@ -8,7 +8,7 @@ __all__ = ['RENAMED', 'EXIT_OK', 'EXIT_FAILED', 'EXIT_USAGE', 'EXIT_ENV', 'EXIT_
            'repair_stale_runs', 'run_job', 'describe_jobs']
 
 # %% ../../nbs/ops/75_runner.ipynb #06f467eb
-import ast, contextlib, datetime as dt, json, os, re, socket, traceback
+import ast, contextlib, datetime as dt, json, os, re, socket, time, traceback
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml
@@ -282,6 +282,14 @@ def _open_run(job:str, s:Settings, params_file, effective:dict)->tuple:
     return c, rid, exp, run_dir, uri
 
 # %% ../../nbs/ops/75_runner.ipynb #9cc19d89
+class _Laps:
+    "Seconds each step of a job run took, kept in run.json (`make bench-runner` reads them)"
+    def __init__(self):
+        self.t = time.time()
+        self.out = {"python start and imports": round(self.t - (_proc_start(os.getpid()) or self.t), 3)}
+    def __call__(self, step:str):
+        now = time.time(); self.out[step] = round(now - self.t, 3); self.t = now
+
 def run_job(job:str,                       # job name: a notebook in the jobs folder
             params_file:str|Path|None=None,# YAML parameter file
             overrides:list=(),             # 'key=value' overrides
@@ -291,14 +299,18 @@ def run_job(job:str,                       # job name: a notebook in the jobs fo
             log_output:bool=False          # echo cell output to this process's stderr
            )->JobResult:
     "Run a job notebook with papermill inside one MLflow run"
+    laps = _Laps()
     s = settings or load_settings()
     nb = job_notebook(job, s)
     declared = job_parameters(nb)
     params = resolve_params(job, declared, params_file, overrides)
     effective = {k: params.get(k, p.value) for k,p in declared.items()}
+    laps("parameters")
     with _env(**{k: v for k, v in HTTP_BOUNDS.items() if not os.environ.get(k)}):
         c, rid, exp, run_dir, uri = _open_run(job, s, params_file, effective)
-        return _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output)
+        laps("store checks, stale-run repair, opening the run")
+        return _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output,
+                        laps)
 
 # %% ../../nbs/ops/75_runner.ipynb #a2c7fa0d
 def _run_notebook(job, nb, params, s, rid, exp, run_dir, uri, kernel_name, timeout, log_output)->tuple:
@@ -325,11 +337,12 @@ def _run_notebook(job, nb, params, s, rid, exp, run_dir, uri, kernel_name, timeo
     return status, error, interrupted, trace, cause, decision
 
 # %% ../../nbs/ops/75_runner.ipynb #c8d8cd7d
-def _close_run(res:JobResult, c, uri:str, trace:str|None, interrupted):
+def _close_run(res:JobResult, c, uri:str, trace:str|None, interrupted, timings:dict|None=None):
     "Log the executed notebook, run.json and params.yaml, then end the MLflow run with the job's status"
     from mlcore.core.tracking import TrackingUnavailable
     manifest, job, rid, status = res.run_dir/"run.json", res.job, res.run_id, res.status
-    manifest.write_text(json.dumps(asdict(res) | {"recorded": True, "traceback": trace}, default=str, indent=2))
+    done = {"recorded": True, "traceback": trace, "timings": timings}
+    manifest.write_text(json.dumps(asdict(res) | done, default=str, indent=2))
     try:
         with _tracking_errors(uri, f"job {job} ended {status}, but its MLflow run {rid} could not be closed"):
             if res.notebook.exists(): c.log_artifact(rid, str(res.notebook), "notebook")
@@ -348,16 +361,18 @@ def _close_run(res:JobResult, c, uri:str, trace:str|None, interrupted):
                                   "KILLED") from None
 
 # %% ../../nbs/ops/75_runner.ipynb #52fbbea8
-def _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output)->JobResult:
+def _execute(job, nb, params, effective, s, c, rid, exp, run_dir, uri, kernel_name, timeout, log_output,
+             laps=None)->JobResult:
     "Run the notebook inside the opened run, then close the run truthfully"
     status, error, interrupted, trace, cause, decision = _run_notebook(job, nb, params, s, rid, exp, run_dir, uri,
                                                                        kernel_name,
                                                                        timeout, log_output)
+    if laps: laps("kernel and notebook (papermill)")
     running = run_dir/f"{job}.running.ipynb"
     final = running.with_name(f"{job}.ipynb" if status == "FINISHED" else f"{job}.{status.lower()}.ipynb")
     if running.exists(): running.rename(final)
     res = JobResult(job, rid, status, final, run_dir, exp, error, effective, cause, decision)
-    _close_run(res, c, uri, trace, interrupted)
+    _close_run(res, c, uri, trace, interrupted, laps.out if laps else None)
     if interrupted is not None: raise interrupted
     return res
 
