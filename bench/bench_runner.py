@@ -13,6 +13,7 @@ It prints PASS when the median overhead is 3.0 s or less, else FAIL.
 Usage: python bench/bench_runner.py [runs]
 """
 import json, os, statistics, subprocess, sys, tempfile, time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def timed(cmd, env):
 def notebook_phases(runs_dir: Path) -> tuple:
     "(kernel start, cells) in seconds from the newest executed noop notebook's papermill metadata"
     nb = json.loads(max(runs_dir.glob("noop/*/noop.ipynb"), key=lambda p: p.stat().st_mtime).read_text())
-    ts = lambda s: time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + s[20:26] if len(s) > 20 else 0)
+    ts = lambda s: datetime.fromisoformat(s).timestamp()
     start = ts(nb["metadata"]["papermill"]["start_time"])
     cells = [c["metadata"]["papermill"] for c in nb["cells"] if c["cell_type"] == "code"]
     first = ts(cells[0]["start_time"])

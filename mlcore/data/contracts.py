@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['TYPES', 'ContractError', 'Column', 'Contract', 'contract_from_dict', 'load_contract', 'compile_rule', 'to_pandas',
            'to_spark', 'cast_to_contract', 'column_rules', 'rule_names', 'Validation', 'broken_rows', 'row_reasons',
-           'broken_rows_spark', 'validate', 'log_validation', 'input_contract', 'contract_to_dict',
-           'model_input_contract', 'arrow_text_type', 'ok_rows_arrow', 'record_problems']
+           'require_inputs', 'row_reasons_spark', 'broken_rows_spark', 'validate', 'log_validation', 'input_contract',
+           'contract_to_dict', 'model_input_contract', 'arrow_text_type', 'ok_rows_arrow', 'record_problems']
 
 # %% ../../nbs/data/11_contracts.ipynb #49566f45
 import ast, math, re
@@ -421,6 +421,16 @@ def _column_broken_spark(c:Column, dtype:str, typed:bool=True)->dict:
     return out
 
 # %% ../../nbs/data/11_contracts.ipynb #8fdd5e38
+def require_inputs(columns:list, contract:Contract):
+    "KeyError naming the first contract column missing from `columns` (rows arriving for scoring, not a dataset)"
+    if missing := [c for c in contract.columns if c not in columns]:
+        raise KeyError(f"input lacks model input column '{missing[0]}'")
+
+def row_reasons_spark(broken:dict):
+    "`row_reasons` as a Spark column: the names of the rules a row breaks joined by ';' ('' when none)"
+    from pyspark.sql import functions as F
+    return F.concat_ws(";", *[F.when(b, F.lit(n)) for n, b in broken.items()])
+
 def broken_rows_spark(df, contract:Contract, typed:bool=True)->dict:
     "{rule name: Spark column, true where the row breaks the rule}: `broken_rows` as expressions over `df`"
     from pyspark.sql import functions as F, Window
@@ -440,12 +450,10 @@ def broken_rows_spark(df, contract:Contract, typed:bool=True)->dict:
 def _validate_spark(df, contract:Contract)->Validation:
     from pyspark.sql import functions as F
     cols, checks = list(df.columns), broken_rows_spark(df, contract)
-    flags = df.select(*cols, *[F.coalesce(v, F.lit(False)).alias(f"__b{i}") for i, v in enumerate(checks.values())])
+    flags = df.select(*cols, *[v.alias(f"__b{i}") for i, v in enumerate(checks.values())])   # never null
     names = list(checks)
     tagged = flags.select(*cols, *[f"__b{i}" for i in range(len(names))],
-                          F.concat_ws(";",
-                                      *[F.when(F.col(f"__b{i}"), F.lit(n))
-                                        for i, n in enumerate(names)]).alias("_broken_rules"))
+                          row_reasons_spark({n: F.col(f"__b{i}") for i, n in enumerate(names)}).alias("_broken_rules"))
     agg = tagged.agg(F.count(F.lit(1)).alias("rows_in"),
                      F.sum((F.col("_broken_rules") != "").cast("long")).alias("quarantined"),
                      *[F.sum(F.col(f"__b{i}").cast("long")).alias(f"__b{i}") for i in range(len(names))]).first()
@@ -563,9 +571,9 @@ def ok_rows_arrow(batch,             # pyarrow RecordBatch or Table, not cast to
                   contract:Contract)->np.ndarray:
     "Per row, True exactly where `broken_rows(batch.to_pandas(), contract, typed=False)` finds no broken column rule"
     import pyarrow.compute as pc
+    require_inputs(batch.schema.names, contract)
     ok = np.ones(batch.num_rows, dtype=bool)
     for n, c in contract.columns.items():
-        if n not in batch.schema.names: raise KeyError(f"input lacks model input column '{n}'")
         m = _arrow_ok(batch.column(n), c)
         if m is not None: ok &= np.asarray(pc.fill_null(m, False).to_numpy(zero_copy_only=False), dtype=bool); continue
         broken = _column_broken(batch.column(n).to_pandas(), c, typed=False)   # no fast path for this type: pandas

@@ -156,6 +156,10 @@ def _migration_html(m:dict|None)->list:
 # %% ../../nbs/evaluation/51_report.ipynb #a06aab4b
 _NO_OOT = "<p><strong>Out-of-time: not applicable</strong> (no out-of-time sample).</p>"
 
+def _per_sample(result:dict, oot:dict|None, part)->list:
+    "`part(name, sample result)` for the test and the out-of-time sample; the not-applicable note when there is none"
+    return [x for name, r in (("test", result), ("out-of-time", oot)) for x in (part(name, r) if r else [_NO_OOT])]
+
 def _summary_section(v:dict, gates:dict, lineage:dict, oot:dict|None, oot_note:str|None, title:str)->list:
     "Head, overall light and gate, sample, blocking rules, test and out-of-time side by side, findings"
     e, f = html.escape, gates["findings"]
@@ -191,9 +195,8 @@ def _discrimination_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
     for name, r in [("test", result), ("out-of-time", oot)]:
         if r and r["tables"].get("auc_decline"):
             d = r["tables"]["auc_decline"]
-            p.append(f"<p>AUC decline test (ECB), {name} sample: initial {d['auc_initial']:.4f}, now "
-                     f"{d['auc_now']:.4f}, "
-                     f"statistic {d['statistic']:.3f}, p-value {d['p_value']:.4f}.</p>")
+            p.append(f"<p>AUC decline test (ECB), {name} sample: initial {d['auc_initial']:.4f}, "
+                     f"now {d['auc_now']:.4f}, statistic {d['statistic']:.3f}, p-value {d['p_value']:.4f}.</p>")
     if "segments" in t:
         p += ["<h3>Per segment: test sample</h3>", table_html(t["segments"]),
               "<h3>Per segment: out-of-time sample</h3>",
@@ -203,31 +206,28 @@ def _discrimination_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
 # %% ../../nbs/evaluation/51_report.ipynb #7b6246ed
 def _calibration_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
     "Per grade tables and plots, Hosmer-Lemeshow and Brier score, for each sample"
-    p = ["<h2 id='calibration'>Calibration</h2>", _findings(f, "calibration")]
-    for name, r in [("test", result), ("out-of-time", oot)]:
-        if r is None: p.append(_NO_OOT); continue
+    def part(name, r):
         hl, rv = r["tables"].get("hosmer_lemeshow", {}), r["values"]
-        hl_text = (f"<p>Hosmer-Lemeshow: statistic {hl['statistic']:.3f} on {hl['df']} degrees of freedom, p-value "
-                   f"{hl['p_value']:.4f}. "
+        hl_text = (f"<p>Hosmer-Lemeshow: statistic {hl['statistic']:.3f} on {hl['df']} degrees of freedom, "
+                   f"p-value {hl['p_value']:.4f}. "
                    if "statistic" in hl else f"<p>Hosmer-Lemeshow: {html.escape(hl.get('note', 'not computed'))}. ")
-        p += [f"<h3>Per grade: {name} sample</h3>", table_html(r["tables"]["calibration"]),
-              calibration_plot(r["tables"]["calibration"], name),
-              hl_text + f"Brier score: {rv['brier']:.4f}.</p>"]
-    return p
+        return [f"<h3>Per grade: {name} sample</h3>", table_html(r["tables"]["calibration"]),
+                calibration_plot(r["tables"]["calibration"], name), hl_text + f"Brier score: {rv['brier']:.4f}.</p>"]
+    return ["<h2 id='calibration'>Calibration</h2>", _findings(f, "calibration"), *_per_sample(result, oot, part)]
 
 # %% ../../nbs/evaluation/51_report.ipynb #6e26268c
 def _stability_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
     "PSI and CSI against development, grade concentration, grade migration"
-    p = ["<h2 id='stability'>Stability and representativeness</h2>", _findings(f, "stability")]
-    for name, r in [("test", result), ("out-of-time", oot)]:
-        if r is None: p.append(_NO_OOT); continue
+    def part(name, r):
         st = r["tables"]["stability"]
-        p += [f"<h3>PSI and CSI: development vs {name}</h3>", table_html(st),
+        return [f"<h3>PSI and CSI: development vs {name}</h3>", table_html(st),
               bar_plot(st.column, st.psi, f"PSI of the score and CSI per characteristic (development vs {name})",
                        "PSI"),
               f"<p>Herfindahl index of the grade distribution ({name}): {r['values']['herfindahl']:.4f} over "
               f"{r['tables']['herfindahl']['grades']} grades.</p>"]
-    return p + ["<h3>Grade migration</h3>", *_migration_html(result["tables"].get("migration"))]
+    return ["<h2 id='stability'>Stability and representativeness</h2>", _findings(f, "stability"),
+            *_per_sample(result, oot, part),
+            "<h3>Grade migration</h3>", *_migration_html(result["tables"].get("migration"))]
 
 def _soundness_section(t:dict, f:pd.DataFrame)->list:
     return ["<h2 id='soundness'>Conceptual soundness</h2>", _findings(f, "soundness"), table_html(t["soundness"]),
@@ -244,16 +244,13 @@ _FAIRNESS_TEXT = ("<p>Protected attributes are never model inputs. Per group: ea
 # %% ../../nbs/evaluation/51_report.ipynb #579be4da
 def _fairness_section(result:dict, oot:dict|None, f:pd.DataFrame)->list:
     "Gaps between the groups of each protected attribute and the rates per group, for each sample"
-    p = ["<h2 id='fairness'>Fairness</h2>", _findings(f, "fairness"), _FAIRNESS_TEXT]
-    for name, r in [("test", result), ("out-of-time", oot)]:
-        if r is None: p.append(_NO_OOT); continue
+    def part(name, r):
         gaps = r["tables"]["fairness_gaps"]
-        p += [f"<h3>Gaps: {name} sample</h3>", table_html(gaps), f"<h3>Per group: {name} sample</h3>",
-              _groups_html(r["tables"]["fairness_groups"])]
-        if len(gaps):
-            p.append(bar_plot(gaps.attribute + " / " + gaps.rate, gaps.gap, f"Largest gap between groups ({name})",
-                              "gap"))
-    return p
+        plot = [bar_plot(gaps.attribute + " / " + gaps.rate, gaps.gap, f"Largest gap between groups ({name})", "gap")]
+        return [f"<h3>Gaps: {name} sample</h3>", table_html(gaps), f"<h3>Per group: {name} sample</h3>",
+                _groups_html(r["tables"]["fairness_groups"]), *(plot if len(gaps) else [])]
+    return ["<h2 id='fairness'>Fairness</h2>", _findings(f, "fairness"), _FAIRNESS_TEXT,
+            *_per_sample(result, oot, part)]
 
 def _lineage_section(lineage:dict, manifest:dict, f:pd.DataFrame)->list:
     rows = [{"item": k, "value": json.dumps(x, default=str) if isinstance(x, (dict, list)) else str(x)}

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 from ..data import catalog
 from ..data.contracts import (Contract, _check_columns, arrow_text_type, broken_rows, broken_rows_spark,
-                                   ok_rows_arrow,
-                                   row_reasons)
+                                   ok_rows_arrow, require_inputs, row_reasons, row_reasons_spark)
 from ..core.config import load_settings
 from ..registry.integrity import load_verified_model
 from .serving import model_contract
@@ -28,19 +27,17 @@ import functools, heapq
 # %% ../../nbs/inference/61_batch.ipynb #75ad4fb8
 def input_reasons(df:pd.DataFrame, contract:Contract)->np.ndarray:
     "Per row, the input rules it breaks joined by ';' ('' when the row can be scored)"
-    if missing := [c for c in contract.columns if c not in df.columns]:
-        raise KeyError(f"input lacks model input column '{missing[0]}'")
+    require_inputs(list(df.columns), contract)
     return row_reasons(broken_rows(df[list(contract.columns)], contract, typed=False), len(df))
 
 # %% ../../nbs/inference/61_batch.ipynb #7535923e
 def input_checks_spark(sdf, contract:Contract)->tuple:
     "(ok, reasons) Spark columns: the row breaks no input rule; the rules it breaks joined by ';'"
     from pyspark.sql import functions as F
-    if missing := [c for c in contract.columns if c not in sdf.columns]:
-        raise KeyError(f"input lacks model input column '{missing[0]}'")
+    require_inputs(sdf.columns, contract)
     broken = broken_rows_spark(sdf, contract, typed=False)
     ok = ~functools.reduce(lambda a, b: a | b, broken.values(), F.lit(False))
-    return ok, F.concat_ws(";", *[F.when(b, F.lit(n)) for n, b in broken.items()])
+    return ok, row_reasons_spark(broken)
 
 # %% ../../nbs/inference/61_batch.ipynb #2ec8b84c
 def _key_present(batch, key:str)->np.ndarray:
